@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -14,8 +15,9 @@ pub const MAX_TENANT_BYTES: usize = 128;
 /// A validated storage key: non-empty UTF-8, at most [`MAX_KEY_BYTES`] bytes, no NUL.
 ///
 /// Keys order as their UTF-8 bytes on every backend, so scans page identically everywhere.
+/// Cloning a key is a reference-count increment.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key(String);
+pub struct Key(Arc<str>);
 
 impl Key {
     /// Validates `key`.
@@ -29,7 +31,7 @@ impl Key {
             return Err(Error::invalid_input("key must not be empty"));
         }
         check_text(&key, "key")?;
-        Ok(Key(key))
+        Ok(Key(Arc::from(key)))
     }
 
     /// The key as a string slice.
@@ -40,11 +42,6 @@ impl Key {
     /// The key's UTF-8 bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
-    }
-
-    /// Consumes the key and returns its string.
-    pub fn into_string(self) -> String {
-        self.0
     }
 
     /// Whether the key starts with `prefix`.

@@ -2,20 +2,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::Arc;
 
 use cairn_core::{BatchOp, Bytes, Check, Key, prefix_upper_bound};
 use foldhash::fast::RandomState;
-
-/// Keys are shared between the map and the index, so each key is allocated once.
-type SharedKey = Arc<str>;
 
 /// A tenant's entries. Point reads hash; scans walk the ordered index from the prefix, so no
 /// call sorts the whole map.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    values: HashMap<SharedKey, Bytes, RandomState>,
-    order: BTreeSet<SharedKey>,
+    values: HashMap<Key, Bytes, RandomState>,
+    order: BTreeSet<Key>,
 }
 
 impl Table {
@@ -32,9 +28,8 @@ impl Table {
             *slot = value;
             return;
         }
-        let shared: SharedKey = Arc::from(key.as_str());
-        self.order.insert(shared.clone());
-        self.values.insert(shared, value);
+        self.order.insert(key.clone());
+        self.values.insert(key.clone(), value);
     }
 
     pub(crate) fn remove(&mut self, key: &str) -> bool {
@@ -88,7 +83,7 @@ impl Table {
                 end.as_ref().map(String::as_str),
             ))
             .take(limit)
-            .map(|k| (stored_key(k), self.value_of(k)))
+            .map(|k| (k.clone(), self.value_of(k)))
             .collect()
     }
 
@@ -100,12 +95,12 @@ impl Table {
                 start.as_ref().map(String::as_str),
                 end.as_ref().map(String::as_str),
             ))
-            .map(stored_key)
+            .cloned()
             .collect()
     }
 
     /// The value of a key the index just returned.
-    fn value_of(&self, key: &SharedKey) -> Bytes {
+    fn value_of(&self, key: &Key) -> Bytes {
         self.values
             .get(key)
             .cloned()
@@ -123,8 +118,4 @@ fn bounds(prefix: &str, after: Option<&str>) -> (Bound<String>, Bound<String>) {
         None => Bound::Unbounded,
     };
     (start, end)
-}
-
-fn stored_key(key: &SharedKey) -> Key {
-    Key::new(key.as_ref()).expect("only validated keys are stored")
 }
