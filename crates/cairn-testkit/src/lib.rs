@@ -21,6 +21,7 @@
 
 pub mod kv;
 mod model;
+pub mod stores;
 
 use std::sync::Arc;
 

@@ -1,0 +1,192 @@
+//! Shared building blocks of every store's codec module: key paths, order-preserving integer
+//! and time encodings, and versioned values.
+//!
+//! Keys are UTF-8 (a [`Key`] rule), so integers are written as fixed-width lowercase hex: byte
+//! order equals numeric order. Caller-provided ids become single path segments with `%` and
+//! `/` escaped, so an id can never reach into another record's key range.
+
+use cairn_core::{Error, Key, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+/// Builds a key as `/`-separated segments. The first segment is the store's scope (a fixed
+/// short name, never user input).
+#[derive(Debug, Clone)]
+pub struct KeyPath(String);
+
+impl KeyPath {
+    /// Starts a path in `scope`.
+    pub fn new(scope: &'static str) -> KeyPath {
+        KeyPath(scope.to_owned())
+    }
+
+    /// Appends a caller-provided id, escaping `%` and `/`.
+    pub fn id(mut self, id: &str) -> KeyPath {
+        self.0.push('/');
+        for c in id.chars() {
+            match c {
+                '%' => self.0.push_str("%25"),
+                '/' => self.0.push_str("%2F"),
+                c => self.0.push(c),
+            }
+        }
+        self
+    }
+
+    /// Appends a fixed name (a sub-scope such as `by_time`).
+    pub fn name(mut self, name: &'static str) -> KeyPath {
+        self.0.push('/');
+        self.0.push_str(name);
+        self
+    }
+
+    /// Appends `n` as 16 hex digits, so keys sort numerically.
+    pub fn u64(mut self, n: u64) -> KeyPath {
+        self.0.push('/');
+        self.0.push_str(&format!("{n:016x}"));
+        self
+    }
+
+    /// Appends a timestamp (nanoseconds, sign-flipped) as 32 hex digits, so keys sort by time,
+    /// including times before 1970.
+    pub fn time(self, t: OffsetDateTime) -> KeyPath {
+        let nanos = t.unix_timestamp_nanos();
+        let ordered = (nanos as u128) ^ (1u128 << 127);
+        let mut path = self;
+        path.0.push('/');
+        path.0.push_str(&format!("{ordered:032x}"));
+        path
+    }
+
+    /// The path as a prefix for scans: the text followed by `/`.
+    pub fn prefix(&self) -> String {
+        format!("{}/", self.0)
+    }
+
+    /// The finished key.
+    ///
+    /// # Errors
+    /// `InvalidInput` when an id made the key too long or contained NUL.
+    pub fn key(self) -> Result<Key> {
+        Key::new(self.0)
+    }
+}
+
+/// Reads the last segment of `key` as the hex integer written by [`KeyPath::u64`].
+///
+/// # Errors
+/// `Corruption` when the segment is not 16 hex digits.
+pub fn last_u64(key: &Key) -> Result<u64> {
+    let segment = key.as_str().rsplit('/').next().unwrap_or_default();
+    if segment.len() != 16 {
+        return Err(
+            Error::corruption("key does not end in a 16-digit counter").with_context("key", key)
+        );
+    }
+    u64::from_str_radix(segment, 16).map_err(|e| {
+        Error::corruption("key does not end in a counter")
+            .with_context("key", key)
+            .with_source(e)
+    })
+}
+
+/// Reverses [`KeyPath::id`] for one escaped segment.
+///
+/// # Errors
+/// `Corruption` when the escapes are malformed.
+pub fn unescape_id(segment: &str) -> Result<String> {
+    let mut out = String::with_capacity(segment.len());
+    let mut rest = segment;
+    while let Some(pos) = rest.find('%') {
+        out.push_str(&rest[..pos]);
+        match rest.get(pos..pos + 3) {
+            Some("%25") => out.push('%'),
+            Some("%2F") => out.push('/'),
+            _ => return Err(Error::corruption("malformed escape in stored key")),
+        }
+        rest = &rest[pos + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Current format version of JSON record values.
+pub const RECORD_VERSION: u8 = 1;
+
+/// Encodes a record as one version byte followed by JSON.
+///
+/// # Errors
+/// `InvalidInput` when the record cannot be serialised (for example a map with non-string
+/// keys in its metadata).
+pub fn encode_record<T: Serialize>(record: &T) -> Result<Vec<u8>> {
+    let mut out = vec![RECORD_VERSION];
+    serde_json::to_writer(&mut out, record)
+        .map_err(|e| Error::invalid_input("record cannot be encoded").with_source(e))?;
+    Ok(out)
+}
+
+/// Decodes a value written by [`encode_record`].
+///
+/// # Errors
+/// `Corruption` when the version byte is unknown or the JSON does not match `T`.
+pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, json)) => serde_json::from_slice(json)
+            .map_err(|e| Error::corruption("stored record does not decode").with_source(e)),
+        Some((version, _)) => Err(Error::corruption(format!(
+            "stored record has unknown format version {version}"
+        ))),
+        None => Err(Error::corruption("stored record is empty")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn ids_cannot_reach_other_ranges() {
+        let a = KeyPath::new("s").id("a/b").id("c").key().unwrap();
+        let b = KeyPath::new("s").id("a").id("b/c").key().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str(), "s/a%2Fb/c");
+        assert_eq!(unescape_id("a%2Fb%25c").unwrap(), "a/b%c");
+        assert!(unescape_id("a%2").is_err());
+    }
+
+    #[test]
+    fn integers_and_times_sort_numerically() {
+        let k = |n| KeyPath::new("n").u64(n).key().unwrap();
+        assert!(k(9) < k(10) && k(255) < k(256) && k(u64::MAX - 1) < k(u64::MAX));
+        assert_eq!(last_u64(&k(300)).unwrap(), 300);
+        let t = |d| KeyPath::new("t").time(d).key().unwrap();
+        let before = t(datetime!(1969-12-31 23:59:59 UTC));
+        let epoch = t(datetime!(1970-01-01 0:00 UTC));
+        let later = t(datetime!(2026-11-24 12:00 UTC));
+        assert!(before < epoch && epoch < later);
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_damage() {
+        let bytes = encode_record(&vec![1u32, 2, 3]).unwrap();
+        assert_eq!(decode_record::<Vec<u32>>(&bytes).unwrap(), vec![1, 2, 3]);
+        assert_eq!(
+            decode_record::<Vec<u32>>(&[]).unwrap_err().kind(),
+            cairn_core::ErrorKind::Corruption
+        );
+        assert_eq!(
+            decode_record::<Vec<u32>>(&[9, b'[', b']'])
+                .unwrap_err()
+                .kind(),
+            cairn_core::ErrorKind::Corruption
+        );
+        assert_eq!(
+            decode_record::<Vec<u32>>(&bytes[..bytes.len() - 1])
+                .unwrap_err()
+                .kind(),
+            cairn_core::ErrorKind::Corruption
+        );
+    }
+}

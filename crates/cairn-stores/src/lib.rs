@@ -1,0 +1,12 @@
+#![deny(missing_docs)]
+//! Cairn's typed component stores.
+//!
+//! Each store is a small trait with serde record types and ONE generic implementation over
+//! `Arc<dyn StorageBackend>`: a typed key layout and a codec per store, values carrying a
+//! format version byte, and record plus index keys written together with `write_batch`, so a
+//! crash never leaves a dangling index entry. A backend that does a component better natively
+//! (PostgreSQL) implements the same trait and passes the same testkit suite.
+//!
+//! A store instance works on the tenant of the backend handle it was built from.
+
+pub mod codec;
