@@ -1,0 +1,99 @@
+//! Opens each configured backend once; components on the same backend share it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cairn_core::{Error, ErrorKind, Result, StorageBackend};
+use cairn_memory::MemoryBackend;
+
+use crate::component::{BackendChoice, Component};
+use crate::config::StorageConfig;
+
+/// The backends compiled into this build, for error messages.
+pub fn compiled_backends() -> Vec<&'static str> {
+    let mut names = vec!["memory"];
+    if cfg!(feature = "sled") {
+        names.push("sled");
+    }
+    if cfg!(feature = "postgres") {
+        names.push("postgres");
+    }
+    names
+}
+
+/// Opens every backend some component of `config` uses, once each.
+pub(crate) async fn open_used(
+    config: &StorageConfig,
+) -> Result<BTreeMap<BackendChoice, Arc<dyn StorageBackend>>> {
+    let used: BTreeSet<BackendChoice> = Component::ALL
+        .iter()
+        .map(|c| config.backend_of(*c))
+        .collect();
+    let mut open = BTreeMap::new();
+    for choice in used {
+        open.insert(choice, open_one(choice, config).await?);
+    }
+    Ok(open)
+}
+
+async fn open_one(
+    choice: BackendChoice,
+    config: &StorageConfig,
+) -> Result<Arc<dyn StorageBackend>> {
+    match choice {
+        BackendChoice::Memory => Ok(Arc::new(MemoryBackend::new())),
+        BackendChoice::Sled => open_sled(config).await,
+        BackendChoice::Postgres => open_postgres(config).await,
+    }
+}
+
+#[cfg(feature = "sled")]
+async fn open_sled(config: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
+    let path = config.path.join("sled");
+    let section = config.sled.clone().with_default(
+        "path",
+        serde_json::Value::String(path.to_string_lossy().into_owned()),
+    );
+    let sled: cairn_sled::SledConfig = section.parse("sled")?;
+    Ok(Arc::new(cairn_sled::SledBackend::open(sled).await?))
+}
+
+#[cfg(not(feature = "sled"))]
+async fn open_sled(_: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
+    Err(not_compiled(BackendChoice::Sled))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(config: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
+    let postgres: cairn_postgres::PostgresConfig = config.postgres.clone().parse("postgres")?;
+    if postgres.url.trim().is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "a component uses postgres but [storage.postgres] url is missing; set it in the \
+             configuration file or with CAIRN_STORAGE__POSTGRES__URL",
+        ));
+    }
+    Ok(Arc::new(
+        cairn_postgres::PostgresBackend::connect(postgres).await?,
+    ))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
+    Err(not_compiled(BackendChoice::Postgres))
+}
+
+#[cfg_attr(
+    all(feature = "sled", feature = "postgres"),
+    allow(dead_code, reason = "used only when a backend feature is off")
+)]
+fn not_compiled(choice: BackendChoice) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "backend `{choice}` is not compiled in; enable the cargo feature `{choice}` \
+             (compiled in: {})",
+            compiled_backends().join(", ")
+        ),
+    )
+}
