@@ -35,23 +35,44 @@ async fn vectors_in_memory_everything_else_in_sled() {
         let acme = storage.tenant(&tenant);
         let vectors = acme.backend(Component::VectorEmbeddings);
         assert_eq!(vectors.backend_type(), StorageBackendType::Memory);
-        vectors.set(&key, Bytes::from_static(b"vector")).await.unwrap();
+        vectors
+            .set(&key, Bytes::from_static(b"vector"))
+            .await
+            .unwrap();
         let episodic = acme.backend(Component::EpisodicMemory);
         assert_eq!(episodic.backend_type(), StorageBackendType::Sled);
-        episodic.set(&key, Bytes::from_static(b"turn")).await.unwrap();
+        episodic
+            .set(&key, Bytes::from_static(b"turn"))
+            .await
+            .unwrap();
         // Components on sled share one database: the event log sees the same engine.
         let events = acme.backend(Component::EventLog);
-        assert_eq!(events.get(&key).await.unwrap(), Some(Bytes::from_static(b"turn")));
-        assert_eq!(vectors.get(&key).await.unwrap(), Some(Bytes::from_static(b"vector")));
+        assert_eq!(
+            events.get(&key).await.unwrap(),
+            Some(Bytes::from_static(b"turn"))
+        );
+        assert_eq!(
+            vectors.get(&key).await.unwrap(),
+            Some(Bytes::from_static(b"vector"))
+        );
     }
     // Reopen: what was in sled is still there, what was in memory is gone.
     let storage = Storage::open(&mixed_config(dir.path())).await.unwrap();
     let acme = storage.tenant(&tenant);
     assert_eq!(
-        acme.backend(Component::EpisodicMemory).get(&key).await.unwrap(),
+        acme.backend(Component::EpisodicMemory)
+            .get(&key)
+            .await
+            .unwrap(),
         Some(Bytes::from_static(b"turn"))
     );
-    assert_eq!(acme.backend(Component::VectorEmbeddings).get(&key).await.unwrap(), None);
+    assert_eq!(
+        acme.backend(Component::VectorEmbeddings)
+            .get(&key)
+            .await
+            .unwrap(),
+        None
+    );
     assert!(dir.path().join("sled").is_dir());
 }
 
@@ -60,7 +81,10 @@ async fn postgres_without_url_is_a_config_error() {
     let config = from_toml("[storage]\nbackend = \"postgres\"").unwrap();
     let err = Storage::open(&config).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.to_string().contains("CAIRN_STORAGE__POSTGRES__URL"), "{err}");
+    assert!(
+        err.to_string().contains("CAIRN_STORAGE__POSTGRES__URL"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
