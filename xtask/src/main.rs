@@ -6,6 +6,7 @@
 
 mod bench;
 mod cmd;
+mod deps;
 mod migrate;
 mod pg;
 mod test;
@@ -32,6 +33,7 @@ Commands:
                       the doctests; args go to the test runner (nextest or cargo test)
   bench [args]        start PostgreSQL if needed, migrate, run `cairn-bench` in release
                       mode; args go to the bench binary
+  deps                check the crate dependency direction (core names no driver, ...)
   help                print this message
 
 Environment:
@@ -61,6 +63,7 @@ fn run(args: &[String]) -> Result<()> {
         "migrate" => migrate::run(rest),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "deps" => deps::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

@@ -8,10 +8,11 @@
 
 use std::process::{Command, Stdio};
 
-use crate::{Result, cmd, migrate, pg};
+use crate::{Result, cmd, deps, migrate, pg};
 
 /// Runs `cargo xtask test [args]`; `args` go to the test runner.
 pub(crate) fn run(args: &[String]) -> Result<()> {
+    deps::run(&[])?;
     let database = pg::Database::acquire()?;
     migrate_up(database.url())?;
 
