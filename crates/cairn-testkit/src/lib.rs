@@ -6,7 +6,7 @@
 //! `# Behavior` docs in `cairn-core`. [`kv_suite!`] expands to one `#[tokio::test]` per case,
 //! so each backend wires the whole suite in a few lines:
 //!
-//! ```ignore
+//! ```text
 //! async fn backend() -> std::sync::Arc<dyn cairn_core::StorageBackend> {
 //!     std::sync::Arc::new(cairn_memory::MemoryBackend::new())
 //! }
