@@ -13,13 +13,14 @@ pub mod codec;
 pub mod graph;
 pub mod paging;
 pub mod procedural;
-pub mod validate;
+mod validate;
 
 pub use graph::{
     AsOf, Bitemporal, Direction, Entity, EntityInput, GenericGraphStore, GraphStore, Relationship,
     RelationshipInput, TraversalHit, TraverseRequest,
 };
-pub use paging::{Page, PageRequest};
+pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
 pub use procedural::{
     GenericProceduralStore, OutcomeStats, ProceduralStore, Procedure, StoredProcedure,
 };
+pub use validate::MAX_ID_BYTES;

@@ -9,7 +9,7 @@ pub const MAX_ID_BYTES: usize = 256;
 ///
 /// # Errors
 /// `InvalidInput` naming `field` when the value is empty or too long.
-pub fn caller_id(field: &'static str, value: &str) -> Result<()> {
+pub(crate) fn caller_id(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid_input(format!("{field} must not be empty")));
     }

@@ -8,7 +8,7 @@
 //! gets `Conflict` from the batch and starts over from a fresh read, so concurrent updates
 //! are serialised and none is lost.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -426,7 +426,8 @@ impl GenericGraphStore {
     }
 
     /// One breadth-first level: the entities one step from `frontier` that `seen` does not
-    /// hold yet, each with the first path that reached it, ordered by id.
+    /// hold yet, each with the first path that reached it, ordered by id. Relationships of
+    /// the whole level are resolved together.
     async fn expand(
         &self,
         frontier: &[Step],
@@ -434,7 +435,8 @@ impl GenericGraphStore {
         request: &TraverseRequest,
         view: View,
     ) -> Result<BTreeMap<String, Step>> {
-        let mut found = BTreeMap::new();
+        let mut per_step = Vec::with_capacity(frontier.len());
+        let mut level = BTreeSet::new();
         for step in frontier {
             let ids = self
                 .adjacent_ids(
@@ -443,8 +445,19 @@ impl GenericGraphStore {
                     request.relation_types.as_deref(),
                 )
                 .await?;
-            let relationships = self.resolve_many::<Relationship>(&ids, view).await?;
-            for rel in relationships.into_iter().flatten() {
+            level.extend(ids.iter().cloned());
+            per_step.push(ids);
+        }
+        let level: Vec<String> = level.into_iter().collect();
+        let resolved = self.resolve_many::<Relationship>(&level, view).await?;
+        let valid: HashMap<String, Relationship> = level
+            .into_iter()
+            .zip(resolved)
+            .filter_map(|(id, rel)| rel.map(|rel| (id, rel)))
+            .collect();
+        let mut found = BTreeMap::new();
+        for (step, ids) in frontier.iter().zip(per_step) {
+            for rel in ids.iter().filter_map(|id| valid.get(id)) {
                 let next = match request.direction {
                     Direction::Outgoing => &rel.to,
                     Direction::Incoming => &rel.from,

@@ -132,12 +132,13 @@ pub struct EntityInput {
     /// A human-readable name.
     pub name: String,
     /// Properties, merged into the current version's (see the module docs).
+    #[serde(default)]
     pub properties: Map<String, Value>,
     /// Start of validity; `None` means the time of the write.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     pub valid_from: Option<OffsetDateTime>,
     /// End of validity (exclusive); `None` means open-ended.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     pub valid_to: Option<OffsetDateTime>,
 }
 
@@ -190,12 +191,13 @@ pub struct RelationshipInput {
     /// The relationship's kind (1 to 256 bytes).
     pub relation_type: String,
     /// Properties, merged into the current version's like an entity's.
+    #[serde(default)]
     pub properties: Map<String, Value>,
     /// Start of validity; `None` means the time of the write.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     pub valid_from: Option<OffsetDateTime>,
     /// End of validity (exclusive); `None` means open-ended.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     pub valid_to: Option<OffsetDateTime>,
 }
 

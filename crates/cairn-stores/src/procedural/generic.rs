@@ -130,23 +130,24 @@ impl GenericProceduralStore {
         Ok(out)
     }
 
-    /// One scan page of procedures (of `category`, or all) after `after`, and the key to
-    /// continue after.
+    /// One scan page of up to `size` procedures (of `category`, or all) after `after`, and
+    /// the key to continue after.
     async fn page_of(
         &self,
         category: Option<&str>,
         after: Option<&Key>,
+        size: usize,
     ) -> Result<(Vec<StoredProcedure>, Option<Key>)> {
         match category {
             Some(category) => {
                 let prefix = ProceduralPrefix::Category(category).text();
-                let page = self.backend.scan(&prefix, after, SCAN_PAGE).await?;
+                let page = self.backend.scan(&prefix, after, size).await?;
                 let records = self.records_of(category, &page.entries).await?;
                 Ok((records, page.next_after))
             }
             None => {
                 let prefix = ProceduralPrefix::Records.text();
-                let page = self.backend.scan(&prefix, after, SCAN_PAGE).await?;
+                let page = self.backend.scan(&prefix, after, size).await?;
                 let records = page
                     .entries
                     .iter()
@@ -173,7 +174,7 @@ impl GenericProceduralStore {
         let mut best: Vec<StoredProcedure> = Vec::new();
         let mut after: Option<Key> = None;
         loop {
-            let (records, next) = self.page_of(category, after.as_ref()).await?;
+            let (records, next) = self.page_of(category, after.as_ref(), SCAN_PAGE).await?;
             best.extend(records.into_iter().filter(|p| keep(p)));
             best.sort_by(order);
             best.truncate(limit);
@@ -262,9 +263,12 @@ impl ProceduralStore for GenericProceduralStore {
             .as_deref()
             .map(|id| index_key(category, id))
             .transpose()?;
+        let scan_size = (page.limit + 1).min(SCAN_PAGE);
         let mut items: Vec<StoredProcedure> = Vec::new();
         loop {
-            let (records, next) = self.page_of(Some(category), after.as_ref()).await?;
+            let (records, next) = self
+                .page_of(Some(category), after.as_ref(), scan_size)
+                .await?;
             for record in records {
                 if items.len() == page.limit {
                     let next_after = items.last().map(|p| p.procedure.id.clone());
