@@ -605,11 +605,12 @@ impl GraphStore for GenericGraphStore {
         }
         let view = View::new(as_of);
         let (prefix, mut after) = list_range(entity_type, page.after.as_deref())?;
+        let scan_size = (page.limit + 1).min(SCAN_PAGE);
         let mut items: Vec<Entity> = Vec::new();
         loop {
             let scanned = self
                 .backend
-                .scan(&prefix, after.as_ref(), SCAN_PAGE)
+                .scan(&prefix, after.as_ref(), scan_size)
                 .await?;
             let ids = scanned
                 .entries
