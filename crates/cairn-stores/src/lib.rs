@@ -10,3 +10,17 @@
 //! A store instance works on the tenant of the backend handle it was built from.
 
 pub mod codec;
+pub mod graph;
+pub mod paging;
+pub mod procedural;
+mod validate;
+
+pub use graph::{
+    AsOf, Bitemporal, Direction, Entity, EntityInput, GenericGraphStore, GraphStore, Relationship,
+    RelationshipInput, TraversalHit, TraverseRequest,
+};
+pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
+pub use procedural::{
+    GenericProceduralStore, OutcomeStats, ProceduralStore, Procedure, StoredProcedure,
+};
+pub use validate::MAX_ID_BYTES;

@@ -1,0 +1,16 @@
+//! The component-store suites on the PostgreSQL key-value backend (needs `DATABASE_URL`).
+
+mod common;
+
+use std::sync::Arc;
+
+use cairn_core::StorageBackend;
+
+/// A fresh tenant on the shared test database; each case gets its own.
+async fn backend() -> Arc<dyn StorageBackend> {
+    let backend = common::backend().await;
+    backend.tenant(&common::random_tenant())
+}
+
+cairn_testkit::graph_generic_suite!(backend);
+cairn_testkit::procedural_generic_suite!(backend);
