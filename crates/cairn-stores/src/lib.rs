@@ -10,3 +10,11 @@
 //! A store instance works on the tenant of the backend handle it was built from.
 
 pub mod codec;
+pub mod page;
+mod retry;
+pub mod vectors;
+
+pub use page::Page;
+pub use vectors::{
+    CollectionInfo, GenericVectorStore, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
+};

@@ -1,0 +1,12 @@
+//! The component-store suites on the in-memory backend, through the generic implementations.
+
+use std::sync::Arc;
+
+use cairn_core::StorageBackend;
+use cairn_memory::MemoryBackend;
+
+async fn backend() -> Arc<dyn StorageBackend> {
+    Arc::new(MemoryBackend::new())
+}
+
+cairn_testkit::vectors_generic_suite!(backend);

@@ -1,0 +1,27 @@
+//! The component-store suites on sled (balanced mode, a temporary directory per test), through
+//! the generic implementations.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cairn_core::StorageBackend;
+use cairn_sled::{SledBackend, SledConfig};
+
+async fn backend() -> Arc<dyn StorageBackend> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "cairn-sled-components-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut config = SledConfig::new(std::env::temp_dir().join(name));
+    config.temporary = true;
+    config.cache_capacity_mb = 64;
+    Arc::new(
+        SledBackend::open(config)
+            .await
+            .expect("open temporary sled"),
+    )
+}
+
+cairn_testkit::vectors_generic_suite!(backend);
