@@ -9,4 +9,5 @@ async fn backend() -> Arc<dyn StorageBackend> {
     Arc::new(MemoryBackend::new())
 }
 
+cairn_testkit::artifacts_generic_suite!(backend);
 cairn_testkit::vectors_generic_suite!(backend);

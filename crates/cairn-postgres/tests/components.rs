@@ -13,4 +13,5 @@ async fn backend() -> Arc<dyn StorageBackend> {
     backend.tenant(&common::random_tenant())
 }
 
+cairn_testkit::artifacts_generic_suite!(backend);
 cairn_testkit::vectors_generic_suite!(backend);

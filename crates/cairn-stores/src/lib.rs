@@ -9,11 +9,16 @@
 //!
 //! A store instance works on the tenant of the backend handle it was built from.
 
+pub mod artifacts;
 pub mod codec;
 pub mod page;
 mod retry;
 pub mod vectors;
 
+pub use artifacts::{
+    Artifact, ArtifactInfo, ArtifactReader, ArtifactRef, ArtifactStore, GenericArtifactStore,
+    PutOptions,
+};
 pub use page::Page;
 pub use vectors::{
     CollectionInfo, GenericVectorStore, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,

@@ -2,4 +2,5 @@
 //! `pub async fn` cases taking the store as `Arc<dyn Trait>` and a macro that expands to one
 //! `#[tokio::test]` per case.
 
+pub mod artifacts;
 pub mod vectors;
