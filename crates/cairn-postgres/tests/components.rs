@@ -14,4 +14,5 @@ async fn backend() -> Arc<dyn StorageBackend> {
 }
 
 cairn_testkit::artifacts_generic_suite!(backend);
+cairn_testkit::sessions_generic_suite!(backend);
 cairn_testkit::vectors_generic_suite!(backend);

@@ -13,6 +13,7 @@ pub mod artifacts;
 pub mod codec;
 pub mod page;
 mod retry;
+pub mod sessions;
 pub mod vectors;
 
 pub use artifacts::{
@@ -20,6 +21,7 @@ pub use artifacts::{
     PutOptions,
 };
 pub use page::Page;
+pub use sessions::{GenericSessionStore, Session, SessionStore};
 pub use vectors::{
     CollectionInfo, GenericVectorStore, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
 };

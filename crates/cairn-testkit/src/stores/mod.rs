@@ -3,4 +3,5 @@
 //! `#[tokio::test]` per case.
 
 pub mod artifacts;
+pub mod sessions;
 pub mod vectors;
