@@ -145,3 +145,42 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Backend errors; `Corruption` when a stored record does not decode.
     async fn purge_expired(&self) -> Result<u64>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::ErrorKind;
+    use time::macros::datetime;
+
+    #[test]
+    fn expiry_needs_a_positive_ttl_within_range() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        assert_eq!(
+            expiry(now, Duration::milliseconds(1500)).unwrap(),
+            datetime!(2026-01-01 0:00:01.5 UTC)
+        );
+        for ttl in [Duration::ZERO, Duration::seconds(-1), Duration::MAX] {
+            assert_eq!(
+                expiry(now, ttl).unwrap_err().kind(),
+                ErrorKind::InvalidInput
+            );
+        }
+        assert!(expiry(now, Duration::days(365 * 8000)).is_err());
+    }
+
+    #[test]
+    fn records_round_trip_with_nanosecond_times() {
+        let at = datetime!(2026-01-01 0:00:00.123456789 UTC);
+        let session = Session {
+            id: "s".to_owned(),
+            created_at: at,
+            expires_at: at + Duration::milliseconds(300),
+            ttl: Duration::milliseconds(300),
+            data: serde_json::json!({"k": [1, 2]}),
+            artifacts: vec!["ab".repeat(32)],
+        };
+        let bytes = crate::codec::encode_record(&session).unwrap();
+        let back: Session = crate::codec::decode_record(&bytes).unwrap();
+        assert_eq!(back, session);
+    }
+}

@@ -26,8 +26,9 @@ const SWEEP_PAGE: usize = 1_000;
 
 /// The generic vector store: one value per vector, exact scan on search.
 ///
-/// Search reads every vector of the collection, page by page, and keeps the best `k` in a
-/// bounded heap; it costs one pass over the collection's bytes.
+/// Search reads every vector of the collection, page by page, verifies its checksum, scores it
+/// and keeps the best `k` in a bounded heap: one pass over the collection's bytes. `count`
+/// walks the collection's keys the same way. An in-process index is a later step.
 #[derive(Debug, Clone)]
 pub struct GenericVectorStore {
     backend: Arc<dyn StorageBackend>,

@@ -151,7 +151,8 @@ pub fn check_dimension(dimension: usize) -> Result<()> {
 ///
 /// # Errors
 /// `InvalidInput` when the length differs from `dimension`, a component is NaN or infinite,
-/// or the vector is all zeros under [`Metric::Cosine`] (its direction is undefined).
+/// the squared length overflows `f32` (so no score can become NaN), or under
+/// [`Metric::Cosine`] the squared length is zero (the direction is undefined).
 pub fn check_vector(vector: &[f32], dimension: usize, metric: Metric) -> Result<()> {
     if vector.len() != dimension {
         return Err(Error::invalid_input(format!(
@@ -165,9 +166,16 @@ pub fn check_vector(vector: &[f32], dimension: usize, metric: Metric) -> Result<
             vector[i]
         )));
     }
-    if metric == Metric::Cosine && vector.iter().all(|x| *x == 0.0) {
+    let squared_norm: f32 = vector.iter().map(|x| x * x).sum();
+    if !squared_norm.is_finite() {
         return Err(Error::invalid_input(
-            "a zero vector has no direction and cannot be compared by cosine",
+            "vector is too large: its squared length overflows f32",
+        ));
+    }
+    if metric == Metric::Cosine && squared_norm == 0.0 {
+        return Err(Error::invalid_input(
+            "a zero (or vanishingly small) vector has no direction and cannot be compared by \
+             cosine",
         ));
     }
     Ok(())

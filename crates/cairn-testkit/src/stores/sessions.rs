@@ -4,7 +4,7 @@
 //! second store of the same implementation on another fresh tenant. Cases that inspect the
 //! generic implementation's stored values take the backend instead.
 //!
-//! Time-to-live cases use lifetimes of a few hundred milliseconds and sleep past them.
+//! Time-to-live cases use a lifetime of 500 ms and sleep 700 ms to outlive it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,12 +18,12 @@ use time::{Duration, OffsetDateTime};
 /// The store under test and a store of the same kind on another tenant.
 pub type SessionStores = (Arc<dyn SessionStore>, Arc<dyn SessionStore>);
 
-const SHORT: Duration = Duration::milliseconds(300);
+const SHORT: Duration = Duration::milliseconds(500);
 const LONG: Duration = Duration::seconds(60);
 
 /// Sleeps past [`SHORT`].
 async fn outlive_short() {
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
 }
 
 fn hash_of(seed: &str) -> String {

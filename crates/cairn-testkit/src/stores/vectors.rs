@@ -336,13 +336,15 @@ pub async fn bad_input_is_rejected_and_changes_nothing((store, _): VectorStores)
         .await
         .unwrap();
 
-    let bad_vectors: [(&str, Vec<f32>); 6] = [
+    let bad_vectors: [(&str, Vec<f32>); 8] = [
         ("too short", vec![1.0]),
         ("too long", vec![1.0, 0.0, 0.0]),
         ("nan", vec![f32::NAN, 1.0]),
         ("inf", vec![1.0, f32::INFINITY]),
         ("-inf", vec![f32::NEG_INFINITY, 1.0]),
         ("zero under cosine", vec![0.0, 0.0]),
+        ("vanishing under cosine", vec![1e-30, -1e-30]),
+        ("overflowing length", vec![1e30, 1e30]),
     ];
     for (what, vector) in &bad_vectors {
         let err = store
