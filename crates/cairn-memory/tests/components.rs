@@ -1,4 +1,4 @@
-//! The component-store suites on the in-memory backend (a fresh backend per test).
+//! The component-store suites on the in-memory backend, through the generic implementations.
 
 use std::sync::Arc;
 
@@ -11,3 +11,6 @@ async fn backend() -> Arc<dyn StorageBackend> {
 
 cairn_testkit::graph_generic_suite!(backend);
 cairn_testkit::procedural_generic_suite!(backend);
+cairn_testkit::artifacts_generic_suite!(backend);
+cairn_testkit::sessions_generic_suite!(backend);
+cairn_testkit::vectors_generic_suite!(backend);

@@ -1,4 +1,5 @@
-//! The component-store suites on the PostgreSQL key-value backend (needs `DATABASE_URL`).
+//! The component-store suites against PostgreSQL (needs `DATABASE_URL`), through the generic
+//! implementations over the PostgreSQL key-value backend.
 
 mod common;
 
@@ -14,3 +15,6 @@ async fn backend() -> Arc<dyn StorageBackend> {
 
 cairn_testkit::graph_generic_suite!(backend);
 cairn_testkit::procedural_generic_suite!(backend);
+cairn_testkit::artifacts_generic_suite!(backend);
+cairn_testkit::sessions_generic_suite!(backend);
+cairn_testkit::vectors_generic_suite!(backend);

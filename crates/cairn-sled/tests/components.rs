@@ -1,4 +1,5 @@
-//! The component-store suites on sled (balanced mode, a temporary directory per test).
+//! The component-store suites on sled (balanced mode, a temporary directory per test), through
+//! the generic implementations.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,3 +26,6 @@ async fn backend() -> Arc<dyn StorageBackend> {
 
 cairn_testkit::graph_generic_suite!(backend);
 cairn_testkit::procedural_generic_suite!(backend);
+cairn_testkit::artifacts_generic_suite!(backend);
+cairn_testkit::sessions_generic_suite!(backend);
+cairn_testkit::vectors_generic_suite!(backend);

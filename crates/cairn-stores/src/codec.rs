@@ -141,6 +141,28 @@ pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
+/// Longest caller-supplied id (session id, vector id, collection name...), in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Checks a caller-supplied id: non-empty, at most [`MAX_ID_BYTES`] bytes, no NUL.
+///
+/// # Errors
+/// `InvalidInput` naming `what` when a rule is broken.
+pub fn check_id(what: &'static str, id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
+        return Err(Error::invalid_input(format!(
+            "{what} must be 1 to {MAX_ID_BYTES} bytes, got {}",
+            id.len()
+        )));
+    }
+    if id.contains('\0') {
+        return Err(Error::invalid_input(format!(
+            "{what} must not contain a NUL character"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +176,22 @@ mod tests {
         assert_eq!(a.as_str(), "s/a%2Fb/c");
         assert_eq!(unescape_id("a%2Fb%25c").unwrap(), "a/b%c");
         assert!(unescape_id("a%2").is_err());
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(check_id("id", "a").is_ok());
+        assert!(check_id("id", &"x".repeat(MAX_ID_BYTES)).is_ok());
+        for bad in [
+            String::new(),
+            "x".repeat(MAX_ID_BYTES + 1),
+            "a\0b".to_owned(),
+        ] {
+            assert_eq!(
+                check_id("id", &bad).unwrap_err().kind(),
+                cairn_core::ErrorKind::InvalidInput
+            );
+        }
     }
 
     #[test]

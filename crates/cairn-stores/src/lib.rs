@@ -9,12 +9,13 @@
 //!
 //! A store instance works on the tenant of the backend handle it was built from.
 
+pub mod artifacts;
 pub mod codec;
 pub mod graph;
 pub mod paging;
 pub mod procedural;
-mod validate;
 
+pub use codec::MAX_ID_BYTES;
 pub use graph::{
     AsOf, Bitemporal, Direction, Entity, EntityInput, GenericGraphStore, GraphStore, Relationship,
     RelationshipInput, TraversalHit, TraverseRequest,
@@ -23,4 +24,16 @@ pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
 pub use procedural::{
     GenericProceduralStore, OutcomeStats, ProceduralStore, Procedure, StoredProcedure,
 };
-pub use validate::MAX_ID_BYTES;
+
+mod retry;
+pub mod sessions;
+pub mod vectors;
+
+pub use artifacts::{
+    Artifact, ArtifactInfo, ArtifactReader, ArtifactRef, ArtifactStore, GenericArtifactStore,
+    PutOptions,
+};
+pub use sessions::{GenericSessionStore, Session, SessionStore};
+pub use vectors::{
+    CollectionInfo, GenericVectorStore, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
+};

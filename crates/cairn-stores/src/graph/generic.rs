@@ -25,9 +25,9 @@ use super::{
     AsOf, Bitemporal, Direction, Entity, EntityInput, GraphStore, MAX_TRAVERSE_DEPTH, Relationship,
     RelationshipInput, TraversalHit, TraverseRequest,
 };
+use crate::codec::check_id;
 use crate::codec::{decode_record, encode_record};
 use crate::paging::{Page, PageRequest};
-use crate::validate::caller_id;
 
 /// Attempts of one write before it gives up with a retryable `Conflict`. Every lost attempt
 /// means another writer of the same id won, so this bounds only pathological contention.
@@ -539,8 +539,8 @@ fn dangling(key: &Key) -> Error {
 #[async_trait]
 impl GraphStore for GenericGraphStore {
     async fn upsert_entity(&self, input: EntityInput) -> Result<Entity> {
-        caller_id("entity id", &input.id)?;
-        caller_id("entity type", &input.entity_type)?;
+        check_id("entity id", &input.id)?;
+        check_id("entity type", &input.entity_type)?;
         let valid_from = utc_opt("valid_from", input.valid_from)?;
         let valid_to = utc_opt("valid_to", input.valid_to)?;
         if let Some(from) = valid_from {
@@ -567,7 +567,7 @@ impl GraphStore for GenericGraphStore {
     }
 
     async fn close_entity(&self, id: &str, valid_to: OffsetDateTime) -> Result<Entity> {
-        caller_id("entity id", id)?;
+        check_id("entity id", id)?;
         let valid_to = utc("valid_to", valid_to)?;
         self.write(id, |current: Option<&Entity>, _| {
             let mut next = current.ok_or_else(|| not_found("entity", id))?.clone();
@@ -579,17 +579,17 @@ impl GraphStore for GenericGraphStore {
     }
 
     async fn get_entity(&self, id: &str) -> Result<Option<Entity>> {
-        caller_id("entity id", id)?;
+        check_id("entity id", id)?;
         self.resolve(id, View::new(None)).await
     }
 
     async fn get_entity_as_of(&self, id: &str, as_of: AsOf) -> Result<Option<Entity>> {
-        caller_id("entity id", id)?;
+        check_id("entity id", id)?;
         self.resolve(id, View::AsOf(as_of)).await
     }
 
     async fn entity_history(&self, id: &str) -> Result<Vec<Entity>> {
-        caller_id("entity id", id)?;
+        check_id("entity id", id)?;
         self.history(id).await
     }
 
@@ -601,7 +601,7 @@ impl GraphStore for GenericGraphStore {
     ) -> Result<Page<Entity>> {
         page.validate()?;
         if let Some(t) = entity_type {
-            caller_id("entity type", t)?;
+            check_id("entity type", t)?;
         }
         let view = View::new(as_of);
         let (prefix, mut after) = list_range(entity_type, page.after.as_deref())?;
@@ -642,10 +642,10 @@ impl GraphStore for GenericGraphStore {
     }
 
     async fn upsert_relationship(&self, input: RelationshipInput) -> Result<Relationship> {
-        caller_id("relationship id", &input.id)?;
-        caller_id("relationship from", &input.from)?;
-        caller_id("relationship to", &input.to)?;
-        caller_id("relation type", &input.relation_type)?;
+        check_id("relationship id", &input.id)?;
+        check_id("relationship from", &input.from)?;
+        check_id("relationship to", &input.to)?;
+        check_id("relation type", &input.relation_type)?;
         let valid_from = utc_opt("valid_from", input.valid_from)?;
         let valid_to = utc_opt("valid_to", input.valid_to)?;
         if let Some(from) = valid_from {
@@ -684,7 +684,7 @@ impl GraphStore for GenericGraphStore {
     }
 
     async fn close_relationship(&self, id: &str, valid_to: OffsetDateTime) -> Result<Relationship> {
-        caller_id("relationship id", id)?;
+        check_id("relationship id", id)?;
         let valid_to = utc("valid_to", valid_to)?;
         self.write(id, |current: Option<&Relationship>, _| {
             let mut next = current
@@ -698,17 +698,17 @@ impl GraphStore for GenericGraphStore {
     }
 
     async fn get_relationship(&self, id: &str) -> Result<Option<Relationship>> {
-        caller_id("relationship id", id)?;
+        check_id("relationship id", id)?;
         self.resolve(id, View::new(None)).await
     }
 
     async fn get_relationship_as_of(&self, id: &str, as_of: AsOf) -> Result<Option<Relationship>> {
-        caller_id("relationship id", id)?;
+        check_id("relationship id", id)?;
         self.resolve(id, View::AsOf(as_of)).await
     }
 
     async fn relationship_history(&self, id: &str) -> Result<Vec<Relationship>> {
-        caller_id("relationship id", id)?;
+        check_id("relationship id", id)?;
         self.history(id).await
     }
 
@@ -719,9 +719,9 @@ impl GraphStore for GenericGraphStore {
         relation_type: Option<&str>,
         as_of: Option<AsOf>,
     ) -> Result<Vec<Relationship>> {
-        caller_id("entity id", id)?;
+        check_id("entity id", id)?;
         let types = relation_type
-            .map(|t| caller_id("relation type", t).map(|()| vec![t.to_owned()]))
+            .map(|t| check_id("relation type", t).map(|()| vec![t.to_owned()]))
             .transpose()?;
         let ids = self.adjacent_ids(id, direction, types.as_deref()).await?;
         let mut found: Vec<Relationship> = self
@@ -735,7 +735,7 @@ impl GraphStore for GenericGraphStore {
     }
 
     async fn traverse(&self, start: &str, request: TraverseRequest) -> Result<Vec<TraversalHit>> {
-        caller_id("start entity id", start)?;
+        check_id("start entity id", start)?;
         if request.max_depth == 0 || request.max_depth > MAX_TRAVERSE_DEPTH {
             return Err(Error::invalid_input(format!(
                 "max_depth must be 1 to {MAX_TRAVERSE_DEPTH}, got {}",
@@ -743,7 +743,7 @@ impl GraphStore for GenericGraphStore {
             )));
         }
         for t in request.relation_types.iter().flatten() {
-            caller_id("relation type", t)?;
+            check_id("relation type", t)?;
         }
         let view = View::new(request.as_of);
         if self.resolve::<Entity>(start, view).await?.is_none() {

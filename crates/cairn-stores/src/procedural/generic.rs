@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 
 use super::keys::{ProceduralKey, ProceduralPrefix, last_id};
 use super::{OutcomeStats, ProceduralStore, Procedure, StoredProcedure};
+use crate::codec::check_id;
 use crate::codec::{decode_record, encode_record};
 use crate::paging::{Page, PageRequest};
-use crate::validate::caller_id;
 
 /// Attempts of one write before it gives up with a retryable `Conflict`. Every lost attempt
 /// means another writer of the same procedure won, so this bounds only pathological
@@ -59,8 +59,8 @@ fn too_busy(id: &str) -> Error {
 }
 
 fn check_procedure(procedure: &Procedure) -> Result<()> {
-    caller_id("procedure id", &procedure.id)?;
-    caller_id("procedure category", &procedure.category)?;
+    check_id("procedure id", &procedure.id)?;
+    check_id("procedure category", &procedure.category)?;
     if procedure.name.is_empty() {
         return Err(Error::invalid_input("procedure name must not be empty"));
     }
@@ -169,7 +169,7 @@ impl GenericProceduralStore {
     ) -> Result<Vec<StoredProcedure>> {
         check_limit(limit)?;
         if let Some(category) = category {
-            caller_id("procedure category", category)?;
+            check_id("procedure category", category)?;
         }
         let mut best: Vec<StoredProcedure> = Vec::new();
         let mut after: Option<Key> = None;
@@ -222,13 +222,13 @@ impl ProceduralStore for GenericProceduralStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<StoredProcedure>> {
-        caller_id("procedure id", id)?;
+        check_id("procedure id", id)?;
         let stored = self.backend.get(&record_key(id)?).await?;
         stored.as_deref().map(decode_record).transpose()
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
-        caller_id("procedure id", id)?;
+        check_id("procedure id", id)?;
         let key = record_key(id)?;
         for _ in 0..MAX_ATTEMPTS {
             let Some(stored) = self.backend.get(&key).await? else {
@@ -257,7 +257,7 @@ impl ProceduralStore for GenericProceduralStore {
         page: PageRequest,
     ) -> Result<Page<StoredProcedure>> {
         page.validate()?;
-        caller_id("procedure category", category)?;
+        check_id("procedure category", category)?;
         let mut after = page
             .after
             .as_deref()
@@ -289,7 +289,7 @@ impl ProceduralStore for GenericProceduralStore {
     }
 
     async fn record_outcome(&self, id: &str, success: bool) -> Result<OutcomeStats> {
-        caller_id("procedure id", id)?;
+        check_id("procedure id", id)?;
         let key = record_key(id)?;
         for _ in 0..MAX_ATTEMPTS {
             let stored = self.backend.get(&key).await?.ok_or_else(|| {

@@ -2,5 +2,8 @@
 //! `pub async fn` cases taking the store as `Arc<dyn Trait>` and a macro that expands to one
 //! `#[tokio::test]` per case.
 
+pub mod artifacts;
 pub mod graph;
 pub mod procedural;
+pub mod sessions;
+pub mod vectors;

@@ -1,0 +1,351 @@
+//! [`VectorStore`] over any [`StorageBackend`]: an exact scan of the collection's vectors.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cairn_core::{
+    Bytes, Error, ErrorKind, Key, MAX_SCAN_LIMIT, Result, StorageBackend, WriteBatch,
+    check_batch_len,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::codec::{StoredVector, encode};
+use super::kernel::{Candidate, Query, TopK};
+use super::keys::VectorKey;
+use super::{
+    CollectionInfo, Metadata, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
+    check_dimension, check_vector,
+};
+use crate::codec::{check_id, decode_record, encode_record, unescape_id};
+use crate::retry::{retry, settled};
+
+/// Vectors deleted per batch when a deleted collection is swept.
+const SWEEP_PAGE: usize = 1_000;
+
+/// The generic vector store: one value per vector, exact scan on search.
+///
+/// Search reads every vector of the collection, page by page, verifies its checksum, scores it
+/// and keeps the best `k` in a bounded heap: one pass over the collection's bytes. `count`
+/// walks the collection's keys the same way. An in-process index is a later step.
+#[derive(Debug, Clone)]
+pub struct GenericVectorStore {
+    backend: Arc<dyn StorageBackend>,
+}
+
+/// The stored collection record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CollectionRecord {
+    #[serde(flatten)]
+    info: CollectionInfo,
+    /// Names this incarnation of the collection inside vector keys.
+    generation: String,
+}
+
+/// A collection as read, with the exact bytes for use as a write precondition.
+#[derive(Debug)]
+struct Loaded {
+    key: Key,
+    bytes: Bytes,
+    record: CollectionRecord,
+}
+
+impl Loaded {
+    fn vector_key(&self, id: &str) -> Result<Key> {
+        VectorKey::Vector {
+            collection: &self.record.info.name,
+            generation: &self.record.generation,
+            id,
+        }
+        .key()
+    }
+
+    fn vectors_prefix(&self) -> String {
+        VectorKey::vectors_prefix(&self.record.info.name, &self.record.generation)
+    }
+
+    fn dimension(&self) -> usize {
+        self.record.info.dimension
+    }
+}
+
+impl GenericVectorStore {
+    /// A vector store on `backend`'s tenant.
+    pub fn new(backend: Arc<dyn StorageBackend>) -> Self {
+        GenericVectorStore { backend }
+    }
+
+    async fn load(&self, name: &str) -> Result<Option<Loaded>> {
+        check_id("collection name", name)?;
+        let key = VectorKey::Collection { name }.key()?;
+        let Some(bytes) = self.backend.get(&key).await? else {
+            return Ok(None);
+        };
+        let record = decode_record(&bytes)?;
+        Ok(Some(Loaded { key, bytes, record }))
+    }
+
+    async fn load_required(&self, name: &str) -> Result<Loaded> {
+        self.load(name).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, "vector collection does not exist")
+                .with_context("collection", name)
+        })
+    }
+
+    async fn try_create(
+        &self,
+        name: &str,
+        dimension: usize,
+        metric: Metric,
+    ) -> Result<Option<CollectionInfo>> {
+        if let Some(existing) = self.load(name).await? {
+            let info = existing.record.info;
+            if info.dimension != dimension || info.metric != metric {
+                return Err(Error::conflict(format!(
+                    "collection exists with dimension {} and metric {:?}",
+                    info.dimension, info.metric
+                ))
+                .with_context("collection", name));
+            }
+            return Ok(Some(info));
+        }
+        let record = CollectionRecord {
+            info: CollectionInfo {
+                name: name.to_owned(),
+                dimension,
+                metric,
+                created_at: OffsetDateTime::now_utc(),
+            },
+            generation: Uuid::now_v7().simple().to_string(),
+        };
+        let key = VectorKey::Collection { name }.key()?;
+        let created = self
+            .backend
+            .compare_and_swap(&key, None, Some(encode_record(&record)?.into()))
+            .await;
+        Ok(settled(created)?.map(|()| record.info))
+    }
+
+    /// Writes `records` (already validated) if the collection is still the one loaded.
+    async fn try_write(&self, name: &str, records: &[VectorRecord]) -> Result<Option<()>> {
+        let loaded = self.load_required(name).await?;
+        let mut batch = WriteBatch::new().check(loaded.key.clone(), Some(loaded.bytes.clone()));
+        for record in records {
+            check_vector(
+                &record.vector,
+                loaded.dimension(),
+                loaded.record.info.metric,
+            )?;
+            let value = encode(&record.vector, &record.metadata)?;
+            batch = batch.put(loaded.vector_key(&record.id)?, value);
+        }
+        batch.validate()?;
+        settled(self.backend.write_batch(batch).await)
+    }
+
+    async fn sweep(&self, prefix: &str) -> Result<()> {
+        loop {
+            let page = self.backend.scan(prefix, None, SWEEP_PAGE).await?;
+            let keys: Vec<Key> = page.entries.into_iter().map(|(key, _)| key).collect();
+            if keys.is_empty() {
+                return Ok(());
+            }
+            self.backend.delete_batch(&keys).await?;
+        }
+    }
+
+    async fn scan_top_k(&self, loaded: &Loaded, request: SearchRequest) -> Result<TopK> {
+        let prefix = loaded.vectors_prefix();
+        let query = Query::new(request.vector, loaded.record.info.metric);
+        let mut scanner = Scanner {
+            query: &query,
+            filter: &request.filter,
+            threshold: request.min_score.map(|min| query.rank(min)),
+            dimension: loaded.dimension(),
+            top: TopK::new(request.k),
+            buffer: Vec::with_capacity(loaded.dimension()),
+        };
+        let mut after: Option<Key> = None;
+        loop {
+            let page = self
+                .backend
+                .scan(&prefix, after.as_ref(), MAX_SCAN_LIMIT)
+                .await?;
+            for (key, value) in page.entries {
+                scanner.visit(key, value)?;
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return Ok(scanner.top),
+            }
+        }
+    }
+}
+
+/// One search's state while it walks the collection.
+struct Scanner<'a> {
+    query: &'a Query,
+    filter: &'a Metadata,
+    /// The worst acceptable rank, from `min_score`.
+    threshold: Option<f32>,
+    dimension: usize,
+    top: TopK,
+    /// Reused for every vector's components.
+    buffer: Vec<f32>,
+}
+
+impl Scanner<'_> {
+    fn visit(&mut self, key: Key, value: Bytes) -> Result<()> {
+        let stored = StoredVector::decode(&value, self.dimension)
+            .map_err(|e| e.with_context("key", &key))?;
+        stored.read_into(&mut self.buffer);
+        let score = self.query.score(&self.buffer);
+        let rank = self.query.rank(score);
+        if self.threshold.is_some_and(|t| rank < t) || !self.top.admits(rank) {
+            return Ok(());
+        }
+        if !self.filter.is_empty() && !matches(&stored.metadata()?, self.filter) {
+            return Ok(());
+        }
+        self.top.offer(Candidate {
+            rank,
+            score,
+            id: id_of(&key)?,
+            value,
+        });
+        Ok(())
+    }
+}
+
+fn matches(metadata: &Metadata, filter: &Metadata) -> bool {
+    filter
+        .iter()
+        .all(|(name, wanted)| metadata.get(name) == Some(wanted))
+}
+
+fn id_of(key: &Key) -> Result<String> {
+    unescape_id(key.as_str().rsplit('/').next().unwrap_or_default())
+}
+
+fn hit(candidate: Candidate, dimension: usize) -> Result<SearchHit> {
+    let metadata = StoredVector::decode(&candidate.value, dimension)?.metadata()?;
+    Ok(SearchHit {
+        id: candidate.id,
+        score: candidate.score,
+        metadata,
+    })
+}
+
+#[async_trait]
+impl VectorStore for GenericVectorStore {
+    async fn create_collection(
+        &self,
+        name: &str,
+        dimension: usize,
+        metric: Metric,
+    ) -> Result<CollectionInfo> {
+        check_id("collection name", name)?;
+        check_dimension(dimension)?;
+        retry("create_collection", || {
+            self.try_create(name, dimension, metric)
+        })
+        .await
+    }
+
+    async fn collection(&self, name: &str) -> Result<Option<CollectionInfo>> {
+        Ok(self.load(name).await?.map(|loaded| loaded.record.info))
+    }
+
+    async fn delete_collection(&self, name: &str) -> Result<bool> {
+        let deleted = retry("delete_collection", || async move {
+            let Some(loaded) = self.load(name).await? else {
+                return Ok(Some(None));
+            };
+            let swap = self
+                .backend
+                .compare_and_swap(&loaded.key, Some(loaded.bytes.clone()), None)
+                .await;
+            Ok(settled(swap)?.map(|()| Some(loaded)))
+        })
+        .await?;
+        match deleted {
+            Some(loaded) => self.sweep(&loaded.vectors_prefix()).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    async fn upsert(
+        &self,
+        collection: &str,
+        id: &str,
+        vector: Vec<f32>,
+        metadata: Metadata,
+    ) -> Result<()> {
+        check_id("vector id", id)?;
+        let records = [VectorRecord {
+            id: id.to_owned(),
+            vector,
+            metadata,
+        }];
+        retry("upsert", || self.try_write(collection, &records)).await
+    }
+
+    async fn upsert_batch(&self, collection: &str, records: Vec<VectorRecord>) -> Result<()> {
+        check_batch_len(records.len() + 1)?;
+        for record in &records {
+            check_id("vector id", &record.id)?;
+        }
+        retry("upsert_batch", || self.try_write(collection, &records)).await
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<VectorRecord>> {
+        check_id("vector id", id)?;
+        let loaded = self.load_required(collection).await?;
+        let key = loaded.vector_key(id)?;
+        let Some(value) = self.backend.get(&key).await? else {
+            return Ok(None);
+        };
+        let stored = StoredVector::decode(&value, loaded.dimension())
+            .map_err(|e| e.with_context("key", &key))?;
+        Ok(Some(VectorRecord {
+            id: id.to_owned(),
+            vector: stored.components(),
+            metadata: stored.metadata()?,
+        }))
+    }
+
+    async fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        check_id("vector id", id)?;
+        let loaded = self.load_required(collection).await?;
+        self.backend.delete(&loaded.vector_key(id)?).await
+    }
+
+    async fn count(&self, collection: &str) -> Result<u64> {
+        let loaded = self.load_required(collection).await?;
+        let prefix = loaded.vectors_prefix();
+        let mut count = 0u64;
+        let mut after: Option<Key> = None;
+        loop {
+            let page = self
+                .backend
+                .scan(&prefix, after.as_ref(), MAX_SCAN_LIMIT)
+                .await?;
+            count += page.entries.len() as u64;
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return Ok(count),
+            }
+        }
+    }
+
+    async fn search(&self, collection: &str, request: SearchRequest) -> Result<Vec<SearchHit>> {
+        let loaded = self.load_required(collection).await?;
+        request.validate(&loaded.record.info)?;
+        let top = self.scan_top_k(&loaded, request).await?;
+        top.into_sorted()
+            .into_iter()
+            .map(|candidate| hit(candidate, loaded.dimension()))
+            .collect()
+    }
+}
