@@ -9,4 +9,16 @@
 //!
 //! A store instance works on the tenant of the backend handle it was built from.
 
+pub mod agent_state;
 pub mod codec;
+pub mod episodic;
+pub mod event_log;
+pub mod hooks;
+mod kvops;
+pub mod workflow;
+
+pub use agent_state::{AgentStateStore, GenericAgentStateStore, Snapshot, SnapshotInfo};
+pub use episodic::{EpisodicStore, GenericEpisodicStore, TurnRecord};
+pub use event_log::{EventLogStore, EventRecord, GenericEventLogStore};
+pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats};
+pub use workflow::{GenericWorkflowStore, Workflow, WorkflowStatus, WorkflowStore};

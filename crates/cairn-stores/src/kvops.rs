@@ -1,0 +1,228 @@
+//! Key-value operations shared by the episodic, agent-state, workflow, event-log and
+//! hook-history stores: caller id checks, conflict-retry loops, bounded range scans and
+//! chunked deletes.
+
+use std::future::Future;
+
+use cairn_core::{Bytes, Error, ErrorKind, Key, Result, StorageBackend, WriteBatch};
+use time::{OffsetDateTime, UtcOffset};
+
+/// Longest caller-supplied id accepted, in bytes.
+pub(crate) const MAX_ID_BYTES: usize = 256;
+
+/// How many times a read-modify-write is retried after losing a race before giving up. Every
+/// lost race means another writer won, so with fewer concurrent writers than this an
+/// operation always finishes.
+const MAX_ATTEMPTS: usize = 1_000;
+
+/// Operations per write batch when deleting many keys.
+const DELETE_CHUNK: usize = 10_000;
+
+/// Entries fetched per scan call while walking a range.
+pub(crate) const SCAN_PAGE: usize = 512;
+
+/// Checks a caller-supplied id: non-empty and at most [`MAX_ID_BYTES`] bytes.
+///
+/// # Errors
+/// `InvalidInput` naming `what` when the id breaks a rule.
+pub(crate) fn check_id(what: &'static str, id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
+        return Err(Error::invalid_input(format!(
+            "{what} must be 1 to {MAX_ID_BYTES} bytes, got {}",
+            id.len()
+        )));
+    }
+    if id.contains('\0') {
+        return Err(Error::invalid_input(format!(
+            "{what} must not contain a NUL character"
+        )));
+    }
+    Ok(())
+}
+
+/// The current time in UTC.
+pub(crate) fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// `at` (or now when `None`) converted to UTC, so stored times compare and print alike.
+pub(crate) fn utc_or_now(at: Option<OffsetDateTime>) -> OffsetDateTime {
+    at.map_or_else(now, |t| t.to_offset(UtcOffset::UTC))
+}
+
+/// Checks that a time range is not reversed.
+///
+/// # Errors
+/// `InvalidInput` when both ends are given and `from > to`.
+pub(crate) fn check_range(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Result<()> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => Err(Error::invalid_input(
+            "time range starts after it ends (from > to)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Applies `batch`; `Ok(false)` when one of its checks did not hold (a lost race).
+///
+/// # Errors
+/// Any backend error other than `Conflict`.
+pub(crate) async fn commit(backend: &dyn StorageBackend, batch: WriteBatch) -> Result<bool> {
+    match backend.write_batch(batch).await {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == ErrorKind::Conflict => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Runs `attempt` until it returns `Some`; `None` means it lost a race and re-reads.
+///
+/// # Errors
+/// The first error of `attempt`; `Conflict` (retryable) after too many lost races.
+pub(crate) async fn retry<T, F, Fut>(what: &'static str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(done) = attempt().await? {
+            return Ok(done);
+        }
+    }
+    Err(Error::conflict(format!(
+        "{what} lost {MAX_ATTEMPTS} races in a row to concurrent writers"
+    ))
+    .with_retryable(true))
+}
+
+/// An ordered walk over the keys under `prefix` that sort after a start key and before an
+/// end key, one scan page at a time.
+#[derive(Debug)]
+pub(crate) struct RangeScan {
+    prefix: String,
+    after: Option<Key>,
+    end: Option<Key>,
+    done: bool,
+}
+
+impl RangeScan {
+    /// Walks every key under `prefix`.
+    pub(crate) fn new(prefix: String) -> RangeScan {
+        RangeScan {
+            prefix,
+            after: None,
+            end: None,
+            done: false,
+        }
+    }
+
+    /// Starts strictly after `key` (when given).
+    pub(crate) fn after(mut self, key: Option<Key>) -> RangeScan {
+        self.after = key;
+        self
+    }
+
+    /// Stops before the first key `>= key` (when given).
+    pub(crate) fn before(mut self, key: Option<Key>) -> RangeScan {
+        self.end = key;
+        self
+    }
+
+    /// The next up to `limit` entries in key order; empty once the range is exhausted.
+    ///
+    /// # Errors
+    /// Backend errors; `InvalidInput` for a `limit` outside `1..=MAX_SCAN_LIMIT`.
+    pub(crate) async fn next_page(
+        &mut self,
+        backend: &dyn StorageBackend,
+        limit: usize,
+    ) -> Result<Vec<(Key, Bytes)>> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let page = backend
+            .scan(&self.prefix, self.after.as_ref(), limit)
+            .await?;
+        let mut entries = page.entries;
+        if let Some(end) = &self.end {
+            if let Some(cut) = entries.iter().position(|(k, _)| k >= end) {
+                entries.truncate(cut);
+                self.done = true;
+            }
+        }
+        match page.next_after {
+            Some(next) if !self.done => self.after = Some(next),
+            _ => self.done = true,
+        }
+        Ok(entries)
+    }
+
+    /// Every remaining key of the range.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub(crate) async fn collect_keys(mut self, backend: &dyn StorageBackend) -> Result<Vec<Key>> {
+        let mut keys = Vec::new();
+        loop {
+            let page = self.next_page(backend, SCAN_PAGE).await?;
+            if page.is_empty() {
+                return Ok(keys);
+            }
+            keys.extend(page.into_iter().map(|(k, _)| k));
+        }
+    }
+}
+
+/// Deletes `keys` in write batches of bounded size (each batch atomic on its own).
+///
+/// # Errors
+/// Backend errors; keys of earlier batches stay deleted.
+pub(crate) async fn delete_keys(backend: &dyn StorageBackend, keys: Vec<Key>) -> Result<()> {
+    let mut keys = keys.into_iter().peekable();
+    while keys.peek().is_some() {
+        let batch = keys
+            .by_ref()
+            .take(DELETE_CHUNK)
+            .fold(WriteBatch::new(), WriteBatch::delete);
+        backend.write_batch(batch).await?;
+    }
+    Ok(())
+}
+
+/// Reads the records at `targets` (primary keys taken from index entries), in order,
+/// skipping records deleted since their index entry was read.
+///
+/// # Errors
+/// Backend errors.
+pub(crate) async fn follow(backend: &dyn StorageBackend, targets: &[Key]) -> Result<Vec<Bytes>> {
+    Ok(backend
+        .get_batch(targets)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// Deletes `keys` and the guard key, provided the guard still holds `guard_value`.
+///
+/// When everything fits in one batch the deletion is atomic; otherwise `keys` go first in
+/// chunks and the guard last. `Ok(false)` when the guard changed (a concurrent writer): the
+/// caller re-reads and tries again.
+///
+/// # Errors
+/// Backend errors other than a failed guard check.
+pub(crate) async fn delete_guarded(
+    backend: &dyn StorageBackend,
+    guard: Key,
+    guard_value: Bytes,
+    keys: Vec<Key>,
+) -> Result<bool> {
+    let guarded = WriteBatch::new()
+        .check(guard.clone(), Some(guard_value))
+        .delete(guard);
+    if keys.len() < DELETE_CHUNK {
+        return commit(backend, keys.into_iter().fold(guarded, WriteBatch::delete)).await;
+    }
+    delete_keys(backend, keys).await?;
+    commit(backend, guarded).await
+}
