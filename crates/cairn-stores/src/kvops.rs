@@ -189,18 +189,47 @@ pub(crate) async fn delete_keys(backend: &dyn StorageBackend, keys: Vec<Key>) ->
     Ok(())
 }
 
-/// Reads the records at `targets` (primary keys taken from index entries), in order,
-/// skipping records deleted since their index entry was read.
+/// Reads the records that index entries link to, as `(index key, record value)` in index
+/// order.
+///
+/// A record missing while its index entry is also gone was deleted concurrently and is
+/// skipped; a record missing while its index entry remains is a dangling link.
 ///
 /// # Errors
-/// Backend errors.
-pub(crate) async fn follow(backend: &dyn StorageBackend, targets: &[Key]) -> Result<Vec<Bytes>> {
-    Ok(backend
-        .get_batch(targets)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect())
+/// Backend errors; `Corruption` for a dangling link.
+pub(crate) async fn follow(
+    backend: &dyn StorageBackend,
+    links: Vec<(Key, Key)>,
+) -> Result<Vec<(Key, Bytes)>> {
+    let (index, records): (Vec<Key>, Vec<Key>) = links.into_iter().unzip();
+    let values = backend.get_batch(&records).await?;
+    let mut found = Vec::with_capacity(values.len());
+    let mut missing = Vec::new();
+    for (index_key, value) in index.into_iter().zip(values) {
+        match value {
+            Some(value) => found.push((index_key, value)),
+            None => missing.push(index_key),
+        }
+    }
+    let still_indexed = backend.get_batch(&missing).await?;
+    if let Some(pos) = still_indexed.iter().position(Option::is_some) {
+        return Err(Error::corruption("index entry links to a missing record")
+            .with_context("key", &missing[pos]));
+    }
+    Ok(found)
+}
+
+/// Checks that a record read through `index_key` names that index entry in turn.
+///
+/// # Errors
+/// `Corruption` when `expected` (the entry the record would have) differs.
+pub(crate) fn check_backlink(index_key: &Key, expected: &Key) -> Result<()> {
+    if index_key == expected {
+        return Ok(());
+    }
+    Err(Error::corruption("index entry links to another record")
+        .with_context("key", index_key)
+        .with_context("record_entry", expected))
 }
 
 /// Deletes `keys` and the guard key, provided the guard still holds `guard_value`.

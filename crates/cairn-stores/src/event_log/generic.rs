@@ -10,7 +10,9 @@ use uuid::Uuid;
 use super::keys::EventStream;
 use super::{Event, EventLogStore, EventQuery, EventRecord, TypePattern, check_event_type};
 use crate::codec::{decode_record, encode_record};
-use crate::kvops::{RangeScan, SCAN_PAGE, check_id, check_range, follow, utc_or_now};
+use crate::kvops::{
+    RangeScan, SCAN_PAGE, check_backlink, check_id, check_range, follow, utc_or_now,
+};
 
 /// The event log implemented once over the key-value contract (layout in
 /// [`keys`](super::keys)).
@@ -33,19 +35,20 @@ impl GenericEventLogStore {
         page: Vec<(Key, Bytes)>,
         pattern: Option<&TypePattern>,
     ) -> Result<Vec<EventRecord>> {
-        let values = match stream {
-            EventStream::All => page.into_iter().map(|(_, v)| v).collect(),
-            _ => {
-                let targets = page
-                    .iter()
-                    .map(|(k, v)| pointer(k, v))
-                    .collect::<Result<Vec<_>>>()?;
-                follow(&*self.backend, &targets).await?
-            }
+        let linked = !matches!(stream, EventStream::All);
+        let entries = if linked {
+            let links = page
+                .into_iter()
+                .map(|(k, v)| pointer(&k, &v).map(|target| (k, target)))
+                .collect::<Result<Vec<_>>>()?;
+            follow(&*self.backend, links).await?
+        } else {
+            page
         };
-        let mut out = Vec::with_capacity(values.len());
-        for value in values {
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
             let record: EventRecord = decode_record(&value)?;
+            check_backlink(&key, &stream.entry(record.at, record.id)?)?;
             if pattern.is_none_or(|p| p.matches(&record.event_type)) {
                 out.push(record);
             }

@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::keys::HookStream;
 use super::{HookExecution, HookHistoryStore, HookQuery, HookRecord, HookStats};
 use crate::codec::{decode_record, encode_record};
-use crate::kvops::{RangeScan, SCAN_PAGE, check_id, check_range, follow, utc_or_now};
+use crate::kvops::{
+    RangeScan, SCAN_PAGE, check_backlink, check_id, check_range, follow, utc_or_now,
+};
 
 /// A per-hook index entry: the record's time and id (its place in [`HookStream::All`]) plus
 /// what [`HookHistoryStore::stats`] needs, so statistics never read inputs or outputs.
@@ -44,20 +46,30 @@ impl GenericHookHistoryStore {
         stream: HookStream<'_>,
         page: Vec<(Key, Bytes)>,
     ) -> Result<Vec<HookRecord>> {
-        let values = match stream {
-            HookStream::All => page.into_iter().map(|(_, v)| v).collect(),
+        let entries = match stream {
+            HookStream::All => page,
             HookStream::Hook(_) => {
-                let targets = page
-                    .iter()
-                    .map(|(_, v)| {
-                        let entry: HookIndexEntry = decode_record(v)?;
-                        HookStream::All.entry(entry.at, entry.id)
+                let links = page
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let entry: HookIndexEntry = decode_record(&v)?;
+                        Ok((k, HookStream::All.entry(entry.at, entry.id)?))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                follow(&*self.backend, &targets).await?
+                follow(&*self.backend, links).await?
             }
         };
-        values.iter().map(|v| decode_record(v)).collect()
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let record: HookRecord = decode_record(&value)?;
+            let expected = match stream {
+                HookStream::All => HookStream::All,
+                HookStream::Hook(_) => HookStream::Hook(&record.hook_name),
+            };
+            check_backlink(&key, &expected.entry(record.at, record.id)?)?;
+            out.push(record);
+        }
+        Ok(out)
     }
 }
 
@@ -79,7 +91,11 @@ fn range(
 /// Nearest-rank percentile `pct` (1..=100) of ascending `sorted` (non-empty), in ms.
 fn percentile_ms(sorted: &[Duration], pct: usize) -> f64 {
     let rank = (pct * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1].as_secs_f64() * 1000.0
+    millis(sorted[rank - 1])
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
 }
 
 fn summarise(mut durations: Vec<Duration>, failures: u64) -> HookStats {
@@ -90,7 +106,7 @@ fn summarise(mut durations: Vec<Duration>, failures: u64) -> HookStats {
     HookStats {
         count,
         failures,
-        mean_ms: any.then(|| total.as_secs_f64() * 1000.0 / count as f64),
+        mean_ms: any.then(|| millis(total) / count as f64),
         p50_ms: any.then(|| percentile_ms(&durations, 50)),
         p95_ms: any.then(|| percentile_ms(&durations, 95)),
     }
