@@ -173,22 +173,6 @@ impl RangeScan {
     }
 }
 
-/// Deletes `keys` in write batches of bounded size (each batch atomic on its own).
-///
-/// # Errors
-/// Backend errors; keys of earlier batches stay deleted.
-pub(crate) async fn delete_keys(backend: &dyn StorageBackend, keys: Vec<Key>) -> Result<()> {
-    let mut keys = keys.into_iter().peekable();
-    while keys.peek().is_some() {
-        let batch = keys
-            .by_ref()
-            .take(DELETE_CHUNK)
-            .fold(WriteBatch::new(), WriteBatch::delete);
-        backend.write_batch(batch).await?;
-    }
-    Ok(())
-}
-
 /// Reads the records that index entries link to, as `(index key, record value)` in index
 /// order.
 ///
@@ -232,26 +216,44 @@ pub(crate) fn check_backlink(index_key: &Key, expected: &Key) -> Result<()> {
         .with_context("record_entry", expected))
 }
 
-/// Deletes `keys` and the guard key, provided the guard still holds `guard_value`.
+/// What a guarded delete does with its guard key once the other keys are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// Keep it (the parent lives on, as after a prune).
+    Keep,
+    /// Delete it too (the parent is gone).
+    Delete,
+}
+
+/// Deletes `keys` provided `guard` still holds `value`, then keeps or deletes the guard.
 ///
-/// When everything fits in one batch the deletion is atomic; otherwise `keys` go first in
-/// chunks and the guard last. `Ok(false)` when the guard changed (a concurrent writer): the
-/// caller re-reads and tries again.
+/// Every batch (at most [`DELETE_CHUNK`] keys) re-checks the guard, so a concurrent writer
+/// that changes it stops the deletion; when everything fits in one batch the deletion is
+/// atomic. `Ok(false)` when the guard changed: the caller re-reads and tries again (batches
+/// already applied only removed keys that were to be removed then).
 ///
 /// # Errors
 /// Backend errors other than a failed guard check.
 pub(crate) async fn delete_guarded(
     backend: &dyn StorageBackend,
-    guard: Key,
-    guard_value: Bytes,
+    (guard, value): (Key, Bytes),
     keys: Vec<Key>,
+    then: Guard,
 ) -> Result<bool> {
-    let guarded = WriteBatch::new()
-        .check(guard.clone(), Some(guard_value))
-        .delete(guard);
-    if keys.len() < DELETE_CHUNK {
-        return commit(backend, keys.into_iter().fold(guarded, WriteBatch::delete)).await;
+    let mut chunks: Vec<&[Key]> = keys.chunks(DELETE_CHUNK).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
     }
-    delete_keys(backend, keys).await?;
-    commit(backend, guarded).await
+    let last = chunks.len() - 1;
+    for (n, chunk) in chunks.into_iter().enumerate() {
+        let checked = WriteBatch::new().check(guard.clone(), Some(value.clone()));
+        let mut batch = chunk.iter().cloned().fold(checked, WriteBatch::delete);
+        if n == last && then == Guard::Delete {
+            batch = batch.delete(guard.clone());
+        }
+        if !commit(backend, batch).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

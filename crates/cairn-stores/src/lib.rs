@@ -17,7 +17,7 @@ pub mod hooks;
 mod kvops;
 pub mod workflow;
 
-pub use agent_state::{AgentStateStore, GenericAgentStateStore, Snapshot, SnapshotInfo};
+pub use agent_state::{AgentSnapshot, AgentStateStore, GenericAgentStateStore, SnapshotInfo};
 pub use episodic::{EpisodicStore, GenericEpisodicStore, TurnRecord};
 pub use event_log::{EventLogStore, EventRecord, GenericEventLogStore};
 pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats};

@@ -10,11 +10,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::keys::AgentStateKey;
-use super::{AgentStateStore, Snapshot, SnapshotInfo};
+use super::{AgentSnapshot, AgentStateStore, SnapshotInfo};
 use crate::codec::{decode_record, encode_record};
-use crate::kvops::{
-    RangeScan, SCAN_PAGE, check_id, commit, delete_guarded, delete_keys, now, retry,
-};
+use crate::kvops::{Guard, RangeScan, SCAN_PAGE, check_id, commit, delete_guarded, now, retry};
 
 /// The per-agent pointer to the latest version; saves compare-and-swap on it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -102,8 +100,34 @@ impl GenericAgentStateStore {
                 .collect_keys(backend)
                 .await?,
         );
-        let deleted = delete_guarded(backend, head_key, current, keys).await?;
+        let deleted = delete_guarded(backend, (head_key, current), keys, Guard::Delete).await?;
         Ok(deleted.then_some(count))
+    }
+
+    /// Deletes the versions older than the newest `keep_last`, guarded by the head so a
+    /// concurrent delete-and-recreate of the agent is never pruned by stale numbers.
+    async fn try_prune(&self, agent: &str, keep_last: u64) -> Result<Option<u64>> {
+        let (head_key, current, latest) = self.head(agent).await?;
+        let Some(current) = current else {
+            return Ok(Some(0));
+        };
+        let Some(version) = latest.checked_sub(keep_last).map(|cutoff| cutoff + 1) else {
+            return Ok(Some(0));
+        };
+        let backend = &*self.backend;
+        let mut keys = RangeScan::new(AgentStateKey::infos_prefix(agent))
+            .before(Some(AgentStateKey::Info { agent, version }.key()?))
+            .collect_keys(backend)
+            .await?;
+        let count = keys.len() as u64;
+        keys.extend(
+            RangeScan::new(AgentStateKey::data_prefix(agent))
+                .before(Some(AgentStateKey::Data { agent, version }.key()?))
+                .collect_keys(backend)
+                .await?,
+        );
+        let pruned = delete_guarded(backend, (head_key, current), keys, Guard::Keep).await?;
+        Ok(pruned.then_some(count))
     }
 }
 
@@ -123,7 +147,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// # Errors
 /// `Corruption` when the metadata names another snapshot, the payload's size or checksum
 /// differs, or the payload is not JSON.
-fn verify(agent: &str, version: u64, info: &[u8], data: Option<&Bytes>) -> Result<Snapshot> {
+fn verify(agent: &str, version: u64, info: &[u8], data: Option<&Bytes>) -> Result<AgentSnapshot> {
     let corrupt = |what: &'static str| {
         Error::corruption(what)
             .with_context("agent", agent)
@@ -139,7 +163,7 @@ fn verify(agent: &str, version: u64, info: &[u8], data: Option<&Bytes>) -> Resul
     }
     let state = serde_json::from_slice(data)
         .map_err(|e| corrupt("snapshot payload is not JSON").with_source(e))?;
-    Ok(Snapshot { info, state })
+    Ok(AgentSnapshot { info, state })
 }
 
 #[async_trait]
@@ -161,7 +185,7 @@ impl AgentStateStore for GenericAgentStateStore {
         .await
     }
 
-    async fn load_latest(&self, agent_id: &str) -> Result<Option<Snapshot>> {
+    async fn load_latest(&self, agent_id: &str) -> Result<Option<AgentSnapshot>> {
         check_id("agent id", agent_id)?;
         match self.head(agent_id).await?.1 {
             Some(head) => {
@@ -172,7 +196,7 @@ impl AgentStateStore for GenericAgentStateStore {
         }
     }
 
-    async fn load_version(&self, agent_id: &str, version: u64) -> Result<Option<Snapshot>> {
+    async fn load_version(&self, agent_id: &str, version: u64) -> Result<Option<AgentSnapshot>> {
         check_id("agent id", agent_id)?;
         let agent = agent_id;
         let keys = [
@@ -212,25 +236,6 @@ impl AgentStateStore for GenericAgentStateStore {
                 "prune must keep at least one version; use delete_agent to remove all",
             ));
         }
-        let agent = agent_id;
-        let (_, _, latest) = self.head(agent).await?;
-        let Some(cutoff) = latest.checked_sub(keep_last).filter(|c| *c > 0) else {
-            return Ok(0);
-        };
-        let version = cutoff + 1;
-        let backend = &*self.backend;
-        let mut keys = RangeScan::new(AgentStateKey::infos_prefix(agent))
-            .before(Some(AgentStateKey::Info { agent, version }.key()?))
-            .collect_keys(backend)
-            .await?;
-        let count = keys.len() as u64;
-        keys.extend(
-            RangeScan::new(AgentStateKey::data_prefix(agent))
-                .before(Some(AgentStateKey::Data { agent, version }.key()?))
-                .collect_keys(backend)
-                .await?,
-        );
-        delete_keys(backend, keys).await?;
-        Ok(count)
+        retry("agent state prune", || self.try_prune(agent_id, keep_last)).await
     }
 }

@@ -24,14 +24,14 @@ pub enum AgentStateKey<'a> {
     Info {
         /// Agent id.
         agent: &'a str,
-        /// Snapshot version.
+        /// AgentSnapshot version.
         version: u64,
     },
     /// A snapshot's payload.
     Data {
         /// Agent id.
         agent: &'a str,
-        /// Snapshot version.
+        /// AgentSnapshot version.
         version: u64,
     },
 }

@@ -36,7 +36,7 @@ pub struct SnapshotInfo {
 
 /// A loaded snapshot whose checksum was verified.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct AgentSnapshot {
     /// What was stored.
     pub info: SnapshotInfo,
     /// The agent's state.
@@ -71,14 +71,14 @@ pub trait AgentStateStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// `Corruption` when the stored payload fails its checksum or does not decode;
     /// `InvalidInput` for a bad agent id.
-    async fn load_latest(&self, agent_id: &str) -> Result<Option<Snapshot>>;
+    async fn load_latest(&self, agent_id: &str) -> Result<Option<AgentSnapshot>>;
 
     /// Loads one version; `None` when it does not exist (never saved, pruned or deleted).
     ///
     /// # Errors
     /// `Corruption` when the stored payload fails its checksum or does not decode;
     /// `InvalidInput` for a bad agent id.
-    async fn load_version(&self, agent_id: &str, version: u64) -> Result<Option<Snapshot>>;
+    async fn load_version(&self, agent_id: &str, version: u64) -> Result<Option<AgentSnapshot>>;
 
     /// Every stored version of the agent, oldest first (empty for an unknown agent). Does not
     /// read or verify payloads.

@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use super::keys::EpisodicKey;
 use super::{EpisodicSession, EpisodicStore, Role, Turn, TurnPage, TurnRecord};
 use crate::codec::{decode_record, encode_record, last_u64};
-use crate::kvops::{RangeScan, check_id, check_range, commit, delete_guarded, retry, utc_or_now};
+use crate::kvops::{
+    Guard, RangeScan, check_id, check_range, commit, delete_guarded, retry, utc_or_now,
+};
 
 /// The per-session counter appends compare-and-swap on.
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,7 +122,7 @@ impl GenericEpisodicStore {
                     .await?,
             );
         }
-        let deleted = delete_guarded(backend, head_key, current, keys).await?;
+        let deleted = delete_guarded(backend, (head_key, current), keys, Guard::Delete).await?;
         Ok(deleted.then_some(count))
     }
 }

@@ -142,7 +142,8 @@ pub trait HookHistoryStore: Send + Sync + std::fmt::Debug {
 
     /// Counts, failures and duration statistics of `hook_name`'s executions with
     /// `from <= at < to` (open ends when `None`). Reads only the per-hook index, not inputs
-    /// or outputs.
+    /// or outputs, and holds one duration per execution in the range in memory (exact
+    /// percentiles).
     ///
     /// # Errors
     /// `InvalidInput` for a bad hook name or `from > to`; `Corruption` for undecodable data.

@@ -141,6 +141,37 @@ pub async fn prune_keeps_the_newest(store: Arc<dyn AgentStateStore>) {
     assert_eq!(versions(&store.list_versions("b").await.unwrap()), [1, 2]);
 }
 
+/// Prunes racing saves never remove the latest version: 20 saves and 5 `prune(3)` run
+/// concurrently, then the latest of 20 versions loads and at least 3 versions remain.
+pub async fn prune_during_saves_keeps_the_latest(store: Arc<dyn AgentStateStore>) {
+    let saves = (0..20).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.save("a", &json!(i), None).await.unwrap();
+        })
+    });
+    let prunes = (0..5).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.prune("a", 3).await.unwrap();
+        })
+    });
+    let tasks: Vec<_> = saves.chain(prunes).collect();
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap();
+    }
+    let latest = store
+        .load_latest("a")
+        .await
+        .unwrap()
+        .expect("latest survives");
+    assert_eq!(latest.info.version, 20);
+    let listed = versions(&store.list_versions("a").await.unwrap());
+    assert!(listed.len() >= 3, "{listed:?}");
+    assert_eq!(listed[listed.len() - 3..], [18, 19, 20]);
+    assert_eq!(store.prune("a", 3).await.unwrap(), listed.len() as u64 - 3);
+}
+
 /// `delete_agent` removes every version; the next save starts at 1 again.
 pub async fn delete_agent_removes_every_version(store: Arc<dyn AgentStateStore>) {
     save_n(&store, "a", 3).await;
@@ -248,6 +279,7 @@ macro_rules! agent_state_suite {
             concurrent_saves_with_same_expectation_have_one_winner,
             concurrent_unconditional_saves_never_collide,
             prune_keeps_the_newest,
+            prune_during_saves_keeps_the_latest,
             delete_agent_removes_every_version,
             bad_input_is_rejected_and_changes_nothing,
         );

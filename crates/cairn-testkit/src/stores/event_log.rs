@@ -221,6 +221,50 @@ pub async fn limit_and_cursor_page_without_gaps(store: Arc<dyn EventLogStore>) {
     assert_eq!(window, [vec![6, 7, 8, 9], vec![10, 11, 12, 13], vec![14]]);
 }
 
+/// 40 concurrent appends (20 tasks × 2 correlated events) are all kept, with distinct ids,
+/// and every index sees every event.
+pub async fn concurrent_appends_are_all_kept(store: Arc<dyn EventLogStore>) {
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let event = |t: &str| Event::new(t, json!({ "n": n })).correlated(format!("c{n}"));
+                store.append(event("conc.one")).await.unwrap();
+                store.append_batch(vec![event("conc.two")]).await.unwrap();
+            })
+        })
+        .collect();
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap();
+    }
+    let everything = query(
+        &store,
+        EventQuery {
+            limit: 100,
+            ..EventQuery::default()
+        },
+    )
+    .await;
+    assert_eq!(everything.len(), 40);
+    let mut ids: Vec<_> = everything.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    let by_prefix = EventQuery {
+        event_type: pattern("conc.*"),
+        limit: 100,
+        ..EventQuery::default()
+    };
+    assert_eq!(query(&store, by_prefix).await.len(), 40);
+    for n in [0, 7, 19] {
+        let by_corr = EventQuery {
+            correlation_id: Some(format!("c{n}")),
+            ..EventQuery::default()
+        };
+        assert_eq!(payload_ns(&query(&store, by_corr).await), [n, n]);
+    }
+}
+
 /// `from` is inclusive and `to` exclusive; `from == to` is empty.
 pub async fn time_range_is_half_open(store: Arc<dyn EventLogStore>) {
     for n in 0..5 {
@@ -448,6 +492,7 @@ macro_rules! event_log_suite {
             type_filters_exact_and_prefix,
             correlation_filter_combines_with_type_and_time,
             limit_and_cursor_page_without_gaps,
+            concurrent_appends_are_all_kept,
             time_range_is_half_open,
             back_dated_and_far_future_events,
             drop_before_removes_old_events,
