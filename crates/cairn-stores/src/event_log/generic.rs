@@ -49,6 +49,12 @@ impl GenericEventLogStore {
         for (key, value) in entries {
             let record: EventRecord = decode_record(&value)?;
             check_backlink(&key, &stream.entry(record.at, record.id)?)?;
+            if !streams(&record.event_type, record.correlation_id.as_deref()).any(|s| s == stream) {
+                return Err(Error::corruption(
+                    "event does not belong to the index it was read from",
+                )
+                .with_context("key", &key));
+            }
             if pattern.is_none_or(|p| p.matches(&record.event_type)) {
                 out.push(record);
             }
@@ -154,10 +160,10 @@ fn range(stream: EventStream<'_>, query: &EventQuery) -> Result<RangeScan> {
 #[async_trait]
 impl EventLogStore for GenericEventLogStore {
     async fn append(&self, event: Event) -> Result<EventRecord> {
-        let mut records = self.append_batch(vec![event]).await?;
-        records
-            .pop()
-            .ok_or_else(|| Error::corruption("append_batch returned no record"))
+        let record = prepare(event)?;
+        let batch = put_record(WriteBatch::new(), &record)?;
+        self.backend.write_batch(batch).await?;
+        Ok(record)
     }
 
     async fn append_batch(&self, events: Vec<Event>) -> Result<Vec<EventRecord>> {
