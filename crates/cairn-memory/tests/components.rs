@@ -1,4 +1,5 @@
-//! The component-store suites on the in-memory backend, through the generic implementations.
+//! The component-store suites on the in-memory backend, through each store's generic
+//! implementation.
 
 use std::sync::Arc;
 
@@ -14,3 +15,8 @@ cairn_testkit::procedural_generic_suite!(backend);
 cairn_testkit::artifacts_generic_suite!(backend);
 cairn_testkit::sessions_generic_suite!(backend);
 cairn_testkit::vectors_generic_suite!(backend);
+cairn_testkit::episodic_generic_suite!(backend);
+cairn_testkit::agent_state_generic_suite!(backend);
+cairn_testkit::workflow_generic_suite!(backend);
+cairn_testkit::event_log_generic_suite!(backend);
+cairn_testkit::hooks_generic_suite!(backend);

@@ -1,5 +1,5 @@
-//! The component-store suites against PostgreSQL (needs `DATABASE_URL`), through the generic
-//! implementations over the PostgreSQL key-value backend.
+//! The component-store suites against PostgreSQL (needs `DATABASE_URL`), through each
+//! store's generic implementation over the key-value backend.
 
 mod common;
 
@@ -18,3 +18,8 @@ cairn_testkit::procedural_generic_suite!(backend);
 cairn_testkit::artifacts_generic_suite!(backend);
 cairn_testkit::sessions_generic_suite!(backend);
 cairn_testkit::vectors_generic_suite!(backend);
+cairn_testkit::episodic_generic_suite!(backend);
+cairn_testkit::agent_state_generic_suite!(backend);
+cairn_testkit::workflow_generic_suite!(backend);
+cairn_testkit::event_log_generic_suite!(backend);
+cairn_testkit::hooks_generic_suite!(backend);

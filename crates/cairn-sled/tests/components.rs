@@ -1,5 +1,5 @@
-//! The component-store suites on sled (balanced mode, a temporary directory per test), through
-//! the generic implementations.
+//! The component-store suites on sled (balanced mode, a temporary directory per test),
+//! through each store's generic implementation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,3 +29,8 @@ cairn_testkit::procedural_generic_suite!(backend);
 cairn_testkit::artifacts_generic_suite!(backend);
 cairn_testkit::sessions_generic_suite!(backend);
 cairn_testkit::vectors_generic_suite!(backend);
+cairn_testkit::episodic_generic_suite!(backend);
+cairn_testkit::agent_state_generic_suite!(backend);
+cairn_testkit::workflow_generic_suite!(backend);
+cairn_testkit::event_log_generic_suite!(backend);
+cairn_testkit::hooks_generic_suite!(backend);

@@ -9,31 +9,40 @@
 //!
 //! A store instance works on the tenant of the backend handle it was built from.
 
+pub mod agent_state;
 pub mod artifacts;
 pub mod codec;
+pub mod episodic;
+pub mod event_log;
 pub mod graph;
+pub mod hooks;
+mod kvops;
 pub mod paging;
 pub mod procedural;
+mod retry;
+pub mod sessions;
+pub mod vectors;
+pub mod workflow;
 
+pub use agent_state::{AgentSnapshot, AgentStateStore, GenericAgentStateStore, SnapshotInfo};
+pub use artifacts::{
+    Artifact, ArtifactInfo, ArtifactReader, ArtifactRef, ArtifactStore, GenericArtifactStore,
+    PutOptions,
+};
 pub use codec::MAX_ID_BYTES;
+pub use episodic::{EpisodicStore, GenericEpisodicStore, TurnRecord};
+pub use event_log::{EventLogStore, EventRecord, GenericEventLogStore};
 pub use graph::{
     AsOf, Bitemporal, Direction, Entity, EntityInput, GenericGraphStore, GraphStore, Relationship,
     RelationshipInput, TraversalHit, TraverseRequest,
 };
+pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats};
 pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
 pub use procedural::{
     GenericProceduralStore, OutcomeStats, ProceduralStore, Procedure, StoredProcedure,
-};
-
-mod retry;
-pub mod sessions;
-pub mod vectors;
-
-pub use artifacts::{
-    Artifact, ArtifactInfo, ArtifactReader, ArtifactRef, ArtifactStore, GenericArtifactStore,
-    PutOptions,
 };
 pub use sessions::{GenericSessionStore, Session, SessionStore};
 pub use vectors::{
     CollectionInfo, GenericVectorStore, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
 };
+pub use workflow::{GenericWorkflowStore, Workflow, WorkflowStatus, WorkflowStore};

@@ -1,0 +1,189 @@
+//! [`WorkflowStore`] over any [`StorageBackend`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cairn_core::{
+    Bytes, Error, ErrorKind, Key, Result, StorageBackend, WriteBatch, check_scan_limit,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::keys::WorkflowKey;
+use super::{Transition, Workflow, WorkflowStatus, WorkflowStore};
+use crate::codec::{decode_record, encode_record};
+use crate::kvops::{RangeScan, check_id, commit, now, retry};
+
+/// The workflow store implemented once over the key-value contract (layout in
+/// [`keys`](super::keys)).
+#[derive(Debug, Clone)]
+pub struct GenericWorkflowStore {
+    backend: Arc<dyn StorageBackend>,
+}
+
+impl GenericWorkflowStore {
+    /// A store on `backend`'s tenant.
+    pub fn new(backend: Arc<dyn StorageBackend>) -> Self {
+        GenericWorkflowStore { backend }
+    }
+
+    async fn try_transition(&self, id: &str, transition: &Transition) -> Result<Option<Workflow>> {
+        let key = WorkflowKey::Record { id }.key()?;
+        let current = self.backend.get(&key).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, "workflow not found").with_context("workflow", id)
+        })?;
+        let before: Workflow = decode_record(&current)?;
+        let after = apply(&before, transition)?;
+        let batch = WriteBatch::new()
+            .check(key.clone(), Some(current))
+            .put(key, encode_record(&after)?)
+            .delete(
+                WorkflowKey::ByStatus {
+                    status: before.status,
+                    id,
+                }
+                .key()?,
+            )
+            .put(
+                WorkflowKey::ByStatus {
+                    status: after.status,
+                    id,
+                }
+                .key()?,
+                Bytes::new(),
+            );
+        Ok(commit(&*self.backend, batch).await?.then_some(after))
+    }
+
+    /// Reads the workflows named by index keys, keeping those still in `status` (a record
+    /// may have moved on since its index entry was read).
+    async fn still_in(
+        &self,
+        status: WorkflowStatus,
+        index: &[(Key, Bytes)],
+    ) -> Result<Vec<Workflow>> {
+        let ids = index
+            .iter()
+            .map(|(k, _)| WorkflowKey::id_of(k))
+            .collect::<Result<Vec<_>>>()?;
+        let keys = ids
+            .iter()
+            .map(|id| WorkflowKey::Record { id }.key())
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for value in self.backend.get_batch(&keys).await?.iter().flatten() {
+            let workflow: Workflow = decode_record(value)?;
+            if workflow.status == status {
+                out.push(workflow);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The workflow after `transition`, or `InvalidInput` when the move is illegal.
+fn apply(workflow: &Workflow, transition: &Transition) -> Result<Workflow> {
+    let to = transition.target();
+    if !workflow.status.can_move_to(to) {
+        return Err(Error::invalid_input(format!(
+            "illegal workflow transition from {} to {}",
+            workflow.status.as_str(),
+            to.as_str()
+        ))
+        .with_context("workflow", &workflow.id));
+    }
+    let at = now();
+    let mut next = workflow.clone();
+    next.status = to;
+    match transition {
+        Transition::Start => next.started_at = Some(at),
+        Transition::Complete { output } => next.output = Some(output.clone()),
+        Transition::Fail { error } => next.error = Some(error.clone()),
+        Transition::Cancel => {}
+    }
+    if to.is_terminal() {
+        next.finished_at = Some(at);
+    }
+    Ok(next)
+}
+
+#[async_trait]
+impl WorkflowStore for GenericWorkflowStore {
+    async fn create(
+        &self,
+        workflow_id: Option<&str>,
+        name: &str,
+        input: Value,
+    ) -> Result<Workflow> {
+        if let Some(id) = workflow_id {
+            check_id("workflow id", id)?;
+        }
+        check_id("workflow name", name)?;
+        let workflow = Workflow {
+            id: workflow_id.map_or_else(|| Uuid::now_v7().to_string(), str::to_owned),
+            name: name.to_owned(),
+            status: WorkflowStatus::Pending,
+            created_at: now(),
+            started_at: None,
+            finished_at: None,
+            error: None,
+            input,
+            output: None,
+        };
+        let id = workflow.id.as_str();
+        let key = WorkflowKey::Record { id }.key()?;
+        let status = WorkflowStatus::Pending;
+        let batch = WriteBatch::new()
+            .check(key.clone(), None)
+            .put(key, encode_record(&workflow)?)
+            .put(WorkflowKey::ByStatus { status, id }.key()?, Bytes::new());
+        if commit(&*self.backend, batch).await? {
+            Ok(workflow)
+        } else {
+            Err(Error::conflict("a workflow with this id exists").with_context("workflow", id))
+        }
+    }
+
+    async fn transition(&self, workflow_id: &str, transition: Transition) -> Result<Workflow> {
+        check_id("workflow id", workflow_id)?;
+        retry("workflow transition", || {
+            self.try_transition(workflow_id, &transition)
+        })
+        .await
+    }
+
+    async fn get(&self, workflow_id: &str) -> Result<Option<Workflow>> {
+        check_id("workflow id", workflow_id)?;
+        let key = WorkflowKey::Record { id: workflow_id }.key()?;
+        self.backend
+            .get(&key)
+            .await?
+            .map(|v| decode_record(&v))
+            .transpose()
+    }
+
+    async fn list_by_status(
+        &self,
+        status: WorkflowStatus,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Workflow>> {
+        if let Some(id) = after {
+            check_id("workflow id", id)?;
+        }
+        check_scan_limit(limit)?;
+        let after = after
+            .map(|id| WorkflowKey::ByStatus { status, id }.key())
+            .transpose()?;
+        let mut scan = RangeScan::new(WorkflowKey::status_prefix(status)).after(after);
+        let mut out = Vec::with_capacity(limit);
+        while out.len() < limit {
+            let page = scan.next_page(&*self.backend, limit - out.len()).await?;
+            if page.is_empty() {
+                break;
+            }
+            out.extend(self.still_in(status, &page).await?);
+        }
+        Ok(out)
+    }
+}
