@@ -8,6 +8,28 @@
 //! (PostgreSQL) implements the same trait and passes the same testkit suite.
 //!
 //! A store instance works on the tenant of the backend handle it was built from.
+//!
+//! What it is not: a query engine. Each store answers the reads its trait names, through
+//! ordered key ranges; the vector store scans exactly (an approximate index is separate work),
+//! and listings page with [`PageRequest`]. Limits: caller ids up to [`MAX_ID_BYTES`] bytes,
+//! pages up to [`MAX_PAGE_LIMIT`] items, and the key-value limits of `cairn-core`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cairn_core::StorageBackend;
+//! use cairn_memory::MemoryBackend;
+//! use cairn_stores::episodic::{Role, Turn, TurnPage};
+//! use cairn_stores::{EpisodicStore, GenericEpisodicStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let backend: Arc<dyn StorageBackend> = Arc::new(MemoryBackend::new());
+//! let episodic = GenericEpisodicStore::new(backend);
+//! episodic.append("chat-1", Turn::new(Role::User, "hello")).await?;
+//! let turns = episodic.read("chat-1", TurnPage::first(10)).await?;
+//! assert_eq!(turns[0].content, "hello");
+//! # Ok::<(), cairn_core::Error>(())
+//! # }).unwrap();
+//! ```
 
 pub mod agent_state;
 pub mod artifacts;
