@@ -114,7 +114,11 @@ pub fn unescape_id(segment: &str) -> Result<String> {
 /// Current format version of JSON record values.
 pub const RECORD_VERSION: u8 = 1;
 
-/// Encodes a record as one version byte followed by JSON.
+/// Bytes of the CRC-32 that ends every record.
+const CRC_BYTES: usize = 4;
+
+/// Encodes a record as a version byte, its JSON, and a CRC-32 (little endian) of the JSON, so
+/// a changed byte anywhere is detected on read instead of decoding to different data.
 ///
 /// # Errors
 /// `InvalidInput` when the record cannot be serialised (for example a map with non-string
@@ -123,22 +127,36 @@ pub fn encode_record<T: Serialize>(record: &T) -> Result<Vec<u8>> {
     let mut out = vec![RECORD_VERSION];
     serde_json::to_writer(&mut out, record)
         .map_err(|e| Error::invalid_input("record cannot be encoded").with_source(e))?;
+    let crc = crc32fast::hash(&out[1..]);
+    out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
 }
 
 /// Decodes a value written by [`encode_record`].
 ///
 /// # Errors
-/// `Corruption` when the version byte is unknown or the JSON does not match `T`.
+/// `Corruption` when the value is truncated, the version byte is unknown, the checksum does
+/// not match, or the JSON does not match `T`.
 pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    match bytes.split_first() {
-        Some((&RECORD_VERSION, json)) => serde_json::from_slice(json)
-            .map_err(|e| Error::corruption("stored record does not decode").with_source(e)),
-        Some((version, _)) => Err(Error::corruption(format!(
+    let (&version, rest) = bytes
+        .split_first()
+        .ok_or_else(|| Error::corruption("stored record is empty"))?;
+    if version != RECORD_VERSION {
+        return Err(Error::corruption(format!(
             "stored record has unknown format version {version}"
-        ))),
-        None => Err(Error::corruption("stored record is empty")),
+        )));
     }
+    let split = rest
+        .len()
+        .checked_sub(CRC_BYTES)
+        .ok_or_else(|| Error::corruption("stored record is truncated"))?;
+    let (json, crc) = rest.split_at(split);
+    let expected = u32::from_le_bytes(crc.try_into().expect("split leaves exactly 4 bytes"));
+    if crc32fast::hash(json) != expected {
+        return Err(Error::corruption("stored record fails its checksum"));
+    }
+    serde_json::from_slice(json)
+        .map_err(|e| Error::corruption("stored record does not decode").with_source(e))
 }
 
 /// Longest caller-supplied id (session id, vector id, collection name...), in bytes.
@@ -226,5 +244,22 @@ mod tests {
                 .kind(),
             cairn_core::ErrorKind::Corruption
         );
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_corruption() {
+        let bytes = encode_record(&serde_json::json!({ "city": "Lisbon", "n": 5 })).unwrap();
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[i] ^= 1 << bit;
+                let err = decode_record::<serde_json::Value>(&damaged).unwrap_err();
+                assert_eq!(
+                    err.kind(),
+                    cairn_core::ErrorKind::Corruption,
+                    "byte {i} bit {bit}"
+                );
+            }
+        }
     }
 }

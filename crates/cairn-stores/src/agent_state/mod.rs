@@ -84,7 +84,7 @@ pub trait AgentStateStore: Send + Sync + std::fmt::Debug {
     /// read or verify payloads.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad agent id; `Corruption` for undecodable metadata.
+    /// `InvalidInput` for a bad agent id; `Corruption` for damaged metadata.
     async fn list_versions(&self, agent_id: &str) -> Result<Vec<SnapshotInfo>>;
 
     /// Deletes every version of the agent and returns how many there were. A later save

@@ -160,14 +160,14 @@ pub trait EpisodicStore: Send + Sync + std::fmt::Debug {
     /// order. An unknown session reads as empty.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad session id or limit; `Corruption` for undecodable data.
+    /// `InvalidInput` for a bad session id or limit; `Corruption` for damaged data.
     async fn read(&self, session_id: &str, page: TurnPage) -> Result<Vec<TurnRecord>>;
 
     /// Reads up to `limit` turns with `from <= at < to`, ordered by time, then `seq`.
     ///
     /// # Errors
     /// `InvalidInput` for a bad session id or limit, or `from > to`; `Corruption` for
-    /// undecodable data.
+    /// damaged data.
     async fn read_range(
         &self,
         session_id: &str,
@@ -180,7 +180,7 @@ pub trait EpisodicStore: Send + Sync + std::fmt::Debug {
     /// order.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad session id or limit; `Corruption` for undecodable data.
+    /// `InvalidInput` for a bad session id or limit; `Corruption` for damaged data.
     async fn by_role(
         &self,
         session_id: &str,
@@ -191,21 +191,21 @@ pub trait EpisodicStore: Send + Sync + std::fmt::Debug {
     /// How many turns the session holds (0 for an unknown session).
     ///
     /// # Errors
-    /// `InvalidInput` for a bad session id; `Corruption` for undecodable data.
+    /// `InvalidInput` for a bad session id; `Corruption` for damaged data.
     async fn count(&self, session_id: &str) -> Result<u64>;
 
     /// Deletes every turn of the session and returns how many there were (0 for an unknown
     /// session). A later append starts again at `seq` 1.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad session id; `Corruption` for undecodable data.
+    /// `InvalidInput` for a bad session id; `Corruption` for damaged data.
     async fn delete_session(&self, session_id: &str) -> Result<u64>;
 
     /// Lists up to `limit` sessions that hold turns, in the byte order of their escaped ids
     /// (`%` and `/` escaped as `%25` and `%2F`), starting after session id `after`.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad `after` id or limit; `Corruption` for undecodable data.
+    /// `InvalidInput` for a bad `after` id or limit; `Corruption` for damaged data.
     async fn list_sessions(
         &self,
         after: Option<&str>,

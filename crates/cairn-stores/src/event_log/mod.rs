@@ -245,7 +245,7 @@ pub trait EventLogStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// `InvalidInput` for a bad limit, pattern or correlation id, or `from > to`;
-    /// `Corruption` for undecodable data.
+    /// `Corruption` for damaged data.
     async fn query(&self, query: &EventQuery) -> Result<Vec<EventRecord>>;
 
     /// Deletes every event strictly before `before`, with its index entries, and returns how

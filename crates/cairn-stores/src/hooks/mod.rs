@@ -137,7 +137,7 @@ pub trait HookHistoryStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// `InvalidInput` for a bad hook name or limit, or `from > to`; `Corruption` for
-    /// undecodable data.
+    /// damaged data.
     async fn query(&self, query: &HookQuery) -> Result<Vec<HookRecord>>;
 
     /// Counts, failures and duration statistics of `hook_name`'s executions with
@@ -146,7 +146,7 @@ pub trait HookHistoryStore: Send + Sync + std::fmt::Debug {
     /// percentiles).
     ///
     /// # Errors
-    /// `InvalidInput` for a bad hook name or `from > to`; `Corruption` for undecodable data.
+    /// `InvalidInput` for a bad hook name or `from > to`; `Corruption` for damaged data.
     async fn stats(
         &self,
         hook_name: &str,

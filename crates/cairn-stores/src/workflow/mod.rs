@@ -159,7 +159,7 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     /// Reads one workflow; `None` when it does not exist.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad id; `Corruption` for undecodable data.
+    /// `InvalidInput` for a bad id; `Corruption` for damaged data.
     async fn get(&self, workflow_id: &str) -> Result<Option<Workflow>>;
 
     /// Lists up to `limit` workflows currently in `status`, in the byte order of their
@@ -167,7 +167,7 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     /// ids), starting after id `after`.
     ///
     /// # Errors
-    /// `InvalidInput` for a bad `after` id or limit; `Corruption` for undecodable data.
+    /// `InvalidInput` for a bad `after` id or limit; `Corruption` for damaged data.
     async fn list_by_status(
         &self,
         status: WorkflowStatus,
