@@ -40,15 +40,28 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         ]);
     }
     let tests = cmd::run(with_database(tests.args(args), database.url()));
-    // Doctests run even after a failure above, so one run reports every failure.
+    // The later runs go on after a failure above, so one run reports every failure.
     let doctests = cmd::run(with_database(
         cmd::cargo().args(["test", "--workspace", "--all-features", "--doc"]),
         database.url(),
     ));
-    match (tests, doctests) {
-        (Ok(()), Ok(())) => Ok(()),
-        (Err(error), Ok(())) | (Ok(()), Err(error)) => Err(error),
-        (Err(tests), Err(doctests)) => Err(format!("{tests}\n{doctests}").into()),
+    // The registry's errors for backends whose cargo feature is off need a build without them.
+    let feature_off = cmd::run(cmd::cargo().args([
+        "test",
+        "--package",
+        "cairn-registry",
+        "--no-default-features",
+        "--test",
+        "feature_off",
+    ]));
+    let failures: Vec<String> = [tests, doctests, feature_off]
+        .into_iter()
+        .filter_map(|result| result.err().map(|e| e.to_string()))
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
     }
 }
 
