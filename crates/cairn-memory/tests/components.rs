@@ -10,13 +10,4 @@ async fn backend() -> Arc<dyn StorageBackend> {
     Arc::new(MemoryBackend::new())
 }
 
-cairn_testkit::graph_generic_suite!(backend);
-cairn_testkit::procedural_generic_suite!(backend);
-cairn_testkit::artifacts_generic_suite!(backend);
-cairn_testkit::sessions_generic_suite!(backend);
-cairn_testkit::vectors_generic_suite!(backend);
-cairn_testkit::episodic_generic_suite!(backend);
-cairn_testkit::agent_state_generic_suite!(backend);
-cairn_testkit::workflow_generic_suite!(backend);
-cairn_testkit::event_log_generic_suite!(backend);
-cairn_testkit::hooks_generic_suite!(backend);
+cairn_testkit::generic_store_suites!(backend);

@@ -16,7 +16,10 @@ async fn backends_that_are_not_compiled_in_name_their_feature() {
         let err = Storage::open(&config).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         let text = err.to_string();
-        assert!(text.contains(&format!("cargo feature `{backend}`")), "{text}");
+        assert!(
+            text.contains(&format!("cargo feature `{backend}`")),
+            "{text}"
+        );
         assert!(text.contains("compiled in: memory"), "{text}");
     }
     let memory = from_toml("[storage]\nbackend = \"memory\"").unwrap();

@@ -1,26 +1,7 @@
 //! The shared conformance suite on sled (balanced mode, a temporary directory per test).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-use cairn_core::StorageBackend;
-use cairn_sled::{SledBackend, SledConfig};
+use common::temporary_backend;
 
-async fn backend() -> Arc<dyn StorageBackend> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "cairn-sled-conformance-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut config = SledConfig::new(std::env::temp_dir().join(name));
-    config.temporary = true;
-    config.cache_capacity_mb = 64;
-    Arc::new(
-        SledBackend::open(config)
-            .await
-            .expect("open temporary sled"),
-    )
-}
-
-cairn_testkit::kv_suite!(backend);
+cairn_testkit::kv_suite!(temporary_backend);

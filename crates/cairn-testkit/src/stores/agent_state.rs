@@ -265,15 +265,13 @@ pub async fn damaged_snapshots_are_corruption(
     assert_eq!(store.load_latest("a").await.unwrap().unwrap().state, state);
 }
 
-/// Expands to one `#[tokio::test]` per [`AgentStateStore`] case.
-///
-/// `$factory` is a path to an
-/// `async fn() -> (Arc<dyn AgentStateStore>, Arc<dyn AgentStateStore>)` returning stores on
-/// two fresh, distinct tenants.
+/// Expands to one `#[tokio::test]` per case of the agent_state suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn AgentStateStore>, Arc<dyn AgentStateStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! agent_state_suite {
     ($factory:path) => {
-        $crate::agent_state_suite!(@cases $factory;
+        $crate::__store_cases!(store agent_state, $factory;
             saves_are_versioned_and_checksummed,
             expected_version_is_checked,
             concurrent_saves_with_same_expectation_have_one_winner,
@@ -283,52 +281,17 @@ macro_rules! agent_state_suite {
             delete_agent_removes_every_version,
             bad_input_is_rejected_and_changes_nothing,
         );
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn tenants_are_isolated() {
-            let (store, other) = $factory().await;
-            $crate::stores::agent_state::tenants_are_isolated(store, other).await;
-        }
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _other) = $factory().await;
-                $crate::stores::agent_state::$case(store).await;
-            }
-        )+
+        $crate::__store_cases!(pair agent_state, $factory; tenants_are_isolated);
     };
 }
 
-/// Runs [`agent_state_suite!`](crate::agent_state_suite) on `GenericAgentStateStore` over
-/// the key-value backend factory `$backend`, plus the cases that damage stored bytes.
+/// Runs [`agent_state_suite!`](crate::agent_state_suite) on `GenericAgentStateStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! agent_state_generic_suite {
     ($backend:ident) => {
-        mod agent_state {
-            type Store = ::std::sync::Arc<dyn ::cairn_stores::AgentStateStore>;
-
-            fn generic(backend: ::std::sync::Arc<dyn ::cairn_core::StorageBackend>) -> Store {
-                ::std::sync::Arc::new(::cairn_stores::GenericAgentStateStore::new(backend))
-            }
-
-            async fn stores() -> (Store, Store) {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (generic(backend), generic(other))
-            }
-
-            $crate::agent_state_suite!(stores);
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn damaged_snapshots_are_corruption() {
-                let backend = super::$backend().await;
-                $crate::stores::agent_state::damaged_snapshots_are_corruption(
-                    generic(backend.clone()),
-                    backend,
-                )
-                .await;
-            }
-        }
+        $crate::__generic_store_suite!(agent_state, agent_state_suite, AgentStateStore, GenericAgentStateStore, $backend;
+            store_and_backend: [damaged_snapshots_are_corruption];
+            backend: []);
     };
 }

@@ -1,8 +1,8 @@
 //! Conformance cases for [`ArtifactStore`].
 //!
-//! Contract cases take an [`ArtifactStores`] pair: the store under test on a fresh tenant and
-//! a second store of the same implementation on another fresh tenant. Cases that inspect the
-//! generic implementation's stored values take the backend instead.
+//! Contract cases take the store under test on a fresh tenant; [`tenants_are_isolated`] also
+//! takes a store on a second tenant. Cases that inspect the generic implementation's stored
+//! values take the backend instead.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,9 +13,6 @@ use cairn_stores::artifacts::{ChunkStream, DEFAULT_CHUNK_SIZE};
 use cairn_stores::{ArtifactStore, GenericArtifactStore, PutOptions};
 use futures::StreamExt;
 use serde_json::json;
-
-/// The store under test and a store of the same kind on another tenant.
-pub type ArtifactStores = (Arc<dyn ArtifactStore>, Arc<dyn ArtifactStore>);
 
 /// BLAKE3 of `hello world`.
 const HELLO_HASH: &str = "d74981efa70a0c880b8d8c1985d075dbcbf679b99a5f9914e5aaf96b831a9e24";
@@ -70,7 +67,7 @@ async fn collect_chunks(store: &Arc<dyn ArtifactStore>, hash: &str) -> Vec<Bytes
 
 /// `put`/`get`/`stat`/`exists`: content round-trips under its BLAKE3 hash with its type and
 /// metadata; absent hashes are `None`/`false`.
-pub async fn put_get_round_trips((store, _): ArtifactStores) {
+pub async fn put_get_round_trips(store: Arc<dyn ArtifactStore>) {
     let options = text("text/plain", json!({"source": "greeting", "n": 1}));
     let reference = store
         .put(Bytes::from_static(b"hello world"), options.clone())
@@ -99,7 +96,7 @@ pub async fn put_get_round_trips((store, _): ArtifactStores) {
 }
 
 /// Empty content is an artifact like any other.
-pub async fn empty_content_round_trips((store, _): ArtifactStores) {
+pub async fn empty_content_round_trips(store: Arc<dyn ArtifactStore>) {
     let reference = store
         .put(Bytes::new(), PutOptions::default())
         .await
@@ -113,7 +110,7 @@ pub async fn empty_content_round_trips((store, _): ArtifactStores) {
 }
 
 /// Identical content is stored once with a reference count; release frees it at zero.
-pub async fn identical_content_is_deduplicated_and_counted((store, _): ArtifactStores) {
+pub async fn identical_content_is_deduplicated_and_counted(store: Arc<dyn ArtifactStore>) {
     let first = store
         .put(
             Bytes::from_static(b"hello world"),
@@ -156,7 +153,7 @@ pub async fn identical_content_is_deduplicated_and_counted((store, _): ArtifactS
 }
 
 /// Content larger than a chunk round-trips through `get` and chunk by chunk through `open`.
-pub async fn chunked_content_round_trips((store, _): ArtifactStores) {
+pub async fn chunked_content_round_trips(store: Arc<dyn ArtifactStore>) {
     let content = pattern(2 * DEFAULT_CHUNK_SIZE + DEFAULT_CHUNK_SIZE / 2, 1);
     let reference = store
         .put(content.clone(), PutOptions::default())
@@ -174,7 +171,7 @@ pub async fn chunked_content_round_trips((store, _): ArtifactStores) {
 }
 
 /// `put_stream`: pieces of any size give the same artifact as one `put` of the whole.
-pub async fn streamed_put_matches_whole_put((store, _): ArtifactStores) {
+pub async fn streamed_put_matches_whole_put(store: Arc<dyn ArtifactStore>) {
     let content = pattern(DEFAULT_CHUNK_SIZE * 2 + 12_345, 2);
     let streamed = store
         .put_stream(pieces(&content, 300_001), PutOptions::default())
@@ -203,7 +200,7 @@ pub async fn streamed_put_matches_whole_put((store, _): ArtifactStores) {
 }
 
 /// `put_stream`: an error from the stream is returned and nothing is stored.
-pub async fn failing_stream_stores_nothing((store, _): ArtifactStores) {
+pub async fn failing_stream_stores_nothing(store: Arc<dyn ArtifactStore>) {
     let parts: Vec<cairn_core::Result<Bytes>> = vec![
         Ok(pattern(DEFAULT_CHUNK_SIZE + 10, 3)),
         Err(cairn_core::Error::new(
@@ -221,7 +218,7 @@ pub async fn failing_stream_stores_nothing((store, _): ArtifactStores) {
 }
 
 /// `list` pages through artifacts in hash order without gaps or repeats.
-pub async fn list_pages_in_hash_order((store, _): ArtifactStores) {
+pub async fn list_pages_in_hash_order(store: Arc<dyn ArtifactStore>) {
     let mut hashes = Vec::new();
     for i in 0..5u8 {
         let reference = store
@@ -248,7 +245,7 @@ pub async fn list_pages_in_hash_order((store, _): ArtifactStores) {
 }
 
 /// Bad hashes and options are `InvalidInput` and change nothing.
-pub async fn bad_input_is_rejected_and_changes_nothing((store, _): ArtifactStores) {
+pub async fn bad_input_is_rejected_and_changes_nothing(store: Arc<dyn ArtifactStore>) {
     let bad_hashes = [
         String::new(),
         "xyz".to_owned(),
@@ -289,7 +286,7 @@ pub async fn bad_input_is_rejected_and_changes_nothing((store, _): ArtifactStore
 }
 
 /// 20 concurrent puts of the same content take 20 references, one each.
-pub async fn concurrent_puts_count_every_reference((store, _): ArtifactStores) {
+pub async fn concurrent_puts_count_every_reference(store: Arc<dyn ArtifactStore>) {
     let content = pattern(50_000, 4);
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -322,7 +319,7 @@ pub async fn concurrent_puts_count_every_reference((store, _): ArtifactStores) {
 }
 
 /// The same content in two tenants is two artifacts with independent counts.
-pub async fn tenants_are_isolated((store, other): ArtifactStores) {
+pub async fn tenants_are_isolated(store: Arc<dyn ArtifactStore>, other: Arc<dyn ArtifactStore>) {
     store
         .put(
             Bytes::from_static(b"hello world"),
@@ -496,14 +493,13 @@ pub async fn damaged_content_is_corruption(backend: Arc<dyn StorageBackend>) {
     }
 }
 
-/// Expands to one `#[tokio::test]` per [`ArtifactStore`] contract case.
-///
-/// `$factory` is a path to an `async fn() -> ArtifactStores` returning stores on two fresh,
-/// empty tenants.
+/// Expands to one `#[tokio::test]` per case of the artifacts suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn ArtifactStore>, Arc<dyn ArtifactStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! artifacts_suite {
     ($factory:path) => {
-        $crate::artifacts_suite!(@cases $factory;
+        $crate::__store_cases!(store artifacts, $factory;
             put_get_round_trips,
             empty_content_round_trips,
             identical_content_is_deduplicated_and_counted,
@@ -513,45 +509,18 @@ macro_rules! artifacts_suite {
             list_pages_in_hash_order,
             bad_input_is_rejected_and_changes_nothing,
             concurrent_puts_count_every_reference,
-            tenants_are_isolated,
         );
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::stores::artifacts::$case($factory().await).await;
-            }
-        )+
+        $crate::__store_cases!(pair artifacts, $factory; tenants_are_isolated);
     };
 }
 
-/// Runs the [`ArtifactStore`] suite on [`GenericArtifactStore`] over a key-value backend,
-/// plus the cases that inspect its stored values.
-///
-/// `$backend` names an `async fn() -> Arc<dyn StorageBackend>` in the calling module that
-/// returns a fresh, empty tenant handle; the second tenant is derived from it.
+/// Runs [`artifacts_suite!`](crate::artifacts_suite) on `GenericArtifactStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! artifacts_generic_suite {
     ($backend:ident) => {
-        mod artifacts {
-            async fn stores() -> $crate::stores::artifacts::ArtifactStores {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (
-                    ::std::sync::Arc::new(::cairn_stores::GenericArtifactStore::new(backend)),
-                    ::std::sync::Arc::new(::cairn_stores::GenericArtifactStore::new(other)),
-                )
-            }
-            async fn backend() -> ::std::sync::Arc<dyn ::cairn_core::StorageBackend> {
-                super::$backend().await
-            }
-            $crate::artifacts_suite!(stores);
-            $crate::artifacts_suite!(@cases backend;
-                large_artifact_never_needs_a_large_value,
-                concurrent_puts_store_one_copy,
-                damaged_content_is_corruption,
-            );
-        }
+        $crate::__generic_store_suite!(artifacts, artifacts_suite, ArtifactStore, GenericArtifactStore, $backend;
+            store_and_backend: [];
+            backend: [large_artifact_never_needs_a_large_value, concurrent_puts_store_one_copy, damaged_content_is_corruption]);
     };
 }

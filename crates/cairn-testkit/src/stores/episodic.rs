@@ -329,14 +329,13 @@ pub async fn damaged_turns_are_corruption(
     );
 }
 
-/// Expands to one `#[tokio::test]` per [`EpisodicStore`] case.
-///
-/// `$factory` is a path to an `async fn() -> (Arc<dyn EpisodicStore>, Arc<dyn EpisodicStore>)`
-/// returning stores on two fresh, distinct tenants.
+/// Expands to one `#[tokio::test]` per case of the episodic suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn EpisodicStore>, Arc<dyn EpisodicStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! episodic_suite {
     ($factory:path) => {
-        $crate::episodic_suite!(@cases $factory;
+        $crate::__store_cases!(store episodic, $factory;
             appends_number_turns_and_read_in_order,
             read_pages_across_boundaries,
             read_range_is_half_open_by_time,
@@ -346,53 +345,17 @@ macro_rules! episodic_suite {
             list_sessions_pages_and_keeps_ids_apart,
             bad_input_is_rejected_and_changes_nothing,
         );
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn tenants_are_isolated() {
-            let (store, other) = $factory().await;
-            $crate::stores::episodic::tenants_are_isolated(store, other).await;
-        }
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _other) = $factory().await;
-                $crate::stores::episodic::$case(store).await;
-            }
-        )+
+        $crate::__store_cases!(pair episodic, $factory; tenants_are_isolated);
     };
 }
 
-/// Runs [`episodic_suite!`](crate::episodic_suite) on `GenericEpisodicStore` over the
-/// key-value backend factory `$backend` (an `async fn() -> Arc<dyn StorageBackend>` returning
-/// a fresh tenant), plus the cases that damage stored bytes through the backend.
+/// Runs [`episodic_suite!`](crate::episodic_suite) on `GenericEpisodicStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! episodic_generic_suite {
     ($backend:ident) => {
-        mod episodic {
-            type Store = ::std::sync::Arc<dyn ::cairn_stores::EpisodicStore>;
-
-            fn generic(backend: ::std::sync::Arc<dyn ::cairn_core::StorageBackend>) -> Store {
-                ::std::sync::Arc::new(::cairn_stores::GenericEpisodicStore::new(backend))
-            }
-
-            async fn stores() -> (Store, Store) {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (generic(backend), generic(other))
-            }
-
-            $crate::episodic_suite!(stores);
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn damaged_turns_are_corruption() {
-                let backend = super::$backend().await;
-                $crate::stores::episodic::damaged_turns_are_corruption(
-                    generic(backend.clone()),
-                    backend,
-                )
-                .await;
-            }
-        }
+        $crate::__generic_store_suite!(episodic, episodic_suite, EpisodicStore, GenericEpisodicStore, $backend;
+            store_and_backend: [damaged_turns_are_corruption];
+            backend: []);
     };
 }

@@ -480,14 +480,13 @@ pub async fn damaged_events_are_corruption(
     assert_eq!(all_keys(&*backend).await, []);
 }
 
-/// Expands to one `#[tokio::test]` per [`EventLogStore`] case.
-///
-/// `$factory` is a path to an `async fn() -> (Arc<dyn EventLogStore>, Arc<dyn EventLogStore>)`
-/// returning stores on two fresh, distinct tenants.
+/// Expands to one `#[tokio::test]` per case of the event_log suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn EventLogStore>, Arc<dyn EventLogStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! event_log_suite {
     ($factory:path) => {
-        $crate::event_log_suite!(@cases $factory;
+        $crate::__store_cases!(store event_log, $factory;
             query_orders_by_time_then_id,
             type_filters_exact_and_prefix,
             correlation_filter_combines_with_type_and_time,
@@ -498,52 +497,17 @@ macro_rules! event_log_suite {
             drop_before_removes_old_events,
             bad_input_is_rejected_and_changes_nothing,
         );
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn tenants_are_isolated() {
-            let (store, other) = $factory().await;
-            $crate::stores::event_log::tenants_are_isolated(store, other).await;
-        }
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _other) = $factory().await;
-                $crate::stores::event_log::$case(store).await;
-            }
-        )+
+        $crate::__store_cases!(pair event_log, $factory; tenants_are_isolated);
     };
 }
 
-/// Runs [`event_log_suite!`](crate::event_log_suite) on `GenericEventLogStore` over the
-/// key-value backend factory `$backend`, plus the cases that inspect or damage stored bytes.
+/// Runs [`event_log_suite!`](crate::event_log_suite) on `GenericEventLogStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! event_log_generic_suite {
     ($backend:ident) => {
-        mod event_log {
-            type Store = ::std::sync::Arc<dyn ::cairn_stores::EventLogStore>;
-
-            fn generic(backend: ::std::sync::Arc<dyn ::cairn_core::StorageBackend>) -> Store {
-                ::std::sync::Arc::new(::cairn_stores::GenericEventLogStore::new(backend))
-            }
-
-            async fn stores() -> (Store, Store) {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (generic(backend), generic(other))
-            }
-
-            $crate::event_log_suite!(stores);
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn damaged_events_are_corruption() {
-                let backend = super::$backend().await;
-                $crate::stores::event_log::damaged_events_are_corruption(
-                    generic(backend.clone()),
-                    backend,
-                )
-                .await;
-            }
-        }
+        $crate::__generic_store_suite!(event_log, event_log_suite, EventLogStore, GenericEventLogStore, $backend;
+            store_and_backend: [damaged_events_are_corruption];
+            backend: []);
     };
 }

@@ -4,7 +4,7 @@
 //! takes a store on a second tenant of the same engine, and
 //! [`corrupted_values_are_detected`] (generic implementation only) the backend the store
 //! writes to. [`graph_suite!`](crate::graph_suite) wires every case for a factory returning
-//! [`GraphStores`]; [`graph_generic_suite!`](crate::graph_generic_suite) wires
+//! two stores on two tenants; [`graph_generic_suite!`](crate::graph_generic_suite) wires
 //! `GenericGraphStore` over a key-value backend factory.
 
 use std::collections::BTreeSet;
@@ -19,17 +19,13 @@ use cairn_stores::paging::PageRequest;
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
 
-/// The store under test on a fresh tenant, and a store on another fresh tenant of the same
-/// engine.
-pub type GraphStores = (Arc<dyn GraphStore>, Arc<dyn GraphStore>);
-
-/// Expands to one `#[tokio::test]` per graph case.
-///
-/// `$factory` is a path to an `async fn() -> GraphStores`.
+/// Expands to one `#[tokio::test]` per case of the graph suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn GraphStore>, Arc<dyn GraphStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! graph_suite {
     ($factory:path) => {
-        $crate::graph_suite!(@cases $factory;
+        $crate::__store_cases!(store graph, $factory;
             created_entity_is_version_one_and_current,
             valid_time_travel,
             update_is_visible_by_known_at,
@@ -48,47 +44,18 @@ macro_rules! graph_suite {
             concurrent_updates_lose_nothing,
             ids_with_separators_stay_apart,
         );
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn tenants_are_isolated() {
-            let (store, other) = $factory().await;
-            $crate::stores::graph::tenants_are_isolated(store, other).await;
-        }
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::stores::graph::$case($factory().await.0).await;
-            }
-        )+
+        $crate::__store_cases!(pair graph, $factory; tenants_are_isolated);
     };
 }
 
-/// Wires [`graph_suite!`](crate::graph_suite) for `cairn_stores::GenericGraphStore` over a
-/// backend factory `async fn $backend() -> Arc<dyn StorageBackend>` (a fresh tenant per
-/// call), plus the generic-only corruption case. The calling crate needs `cairn-stores` as a
-/// dev-dependency.
+/// Runs [`graph_suite!`](crate::graph_suite) on `GenericGraphStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! graph_generic_suite {
     ($backend:ident) => {
-        mod graph {
-            async fn stores() -> $crate::stores::graph::GraphStores {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (
-                    ::std::sync::Arc::new(::cairn_stores::GenericGraphStore::new(backend)),
-                    ::std::sync::Arc::new(::cairn_stores::GenericGraphStore::new(other)),
-                )
-            }
-            $crate::graph_suite!(stores);
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn corrupted_values_are_detected() {
-                let backend = super::$backend().await;
-                let store =
-                    ::std::sync::Arc::new(::cairn_stores::GenericGraphStore::new(backend.clone()));
-                $crate::stores::graph::corrupted_values_are_detected(store, backend).await;
-            }
-        }
+        $crate::__generic_store_suite!(graph, graph_suite, GraphStore, GenericGraphStore, $backend;
+            store_and_backend: [corrupted_values_are_detected];
+            backend: []);
     };
 }
 

@@ -279,67 +279,30 @@ pub async fn damaged_history_is_corruption(
     assert_eq!(all_keys(&*backend).await, []);
 }
 
-/// Expands to one `#[tokio::test]` per [`HookHistoryStore`] case.
-///
-/// `$factory` is a path to an
-/// `async fn() -> (Arc<dyn HookHistoryStore>, Arc<dyn HookHistoryStore>)` returning stores
-/// on two fresh, distinct tenants.
+/// Expands to one `#[tokio::test]` per case of the hooks suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn HookHistoryStore>, Arc<dyn HookHistoryStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! hooks_suite {
     ($factory:path) => {
-        $crate::hooks_suite!(@cases $factory;
+        $crate::__store_cases!(store hooks, $factory;
             record_and_query_in_time_order,
             stats_have_concrete_numbers,
             query_pages_by_cursor_and_time,
             drop_before_removes_old_records,
             bad_input_is_rejected_and_changes_nothing,
         );
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn tenants_are_isolated() {
-            let (store, other) = $factory().await;
-            $crate::stores::hooks::tenants_are_isolated(store, other).await;
-        }
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _other) = $factory().await;
-                $crate::stores::hooks::$case(store).await;
-            }
-        )+
+        $crate::__store_cases!(pair hooks, $factory; tenants_are_isolated);
     };
 }
 
-/// Runs [`hooks_suite!`](crate::hooks_suite) on `GenericHookHistoryStore` over the key-value
-/// backend factory `$backend`, plus the cases that inspect or damage stored bytes.
+/// Runs [`hooks_suite!`](crate::hooks_suite) on `GenericHookHistoryStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! hooks_generic_suite {
     ($backend:ident) => {
-        mod hooks {
-            type Store = ::std::sync::Arc<dyn ::cairn_stores::HookHistoryStore>;
-
-            fn generic(backend: ::std::sync::Arc<dyn ::cairn_core::StorageBackend>) -> Store {
-                ::std::sync::Arc::new(::cairn_stores::GenericHookHistoryStore::new(backend))
-            }
-
-            async fn stores() -> (Store, Store) {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (generic(backend), generic(other))
-            }
-
-            $crate::hooks_suite!(stores);
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn damaged_history_is_corruption() {
-                let backend = super::$backend().await;
-                $crate::stores::hooks::damaged_history_is_corruption(
-                    generic(backend.clone()),
-                    backend,
-                )
-                .await;
-            }
-        }
+        $crate::__generic_store_suite!(hooks, hooks_suite, HookHistoryStore, GenericHookHistoryStore, $backend;
+            store_and_backend: [damaged_history_is_corruption];
+            backend: []);
     };
 }

@@ -5,7 +5,7 @@
 //! takes a store on a second tenant of the same engine, and
 //! [`corrupted_record_is_corruption`] (generic implementation only) the backend the store
 //! writes to. [`procedural_suite!`](crate::procedural_suite) wires every case for a factory
-//! returning [`ProceduralStores`];
+//! returning two stores on two tenants;
 //! [`procedural_generic_suite!`](crate::procedural_generic_suite) wires
 //! `GenericProceduralStore` over a key-value backend factory.
 
@@ -17,17 +17,13 @@ use cairn_stores::procedural::{OutcomeStats, ProceduralStore, Procedure, StoredP
 use serde_json::{Map, json};
 use time::OffsetDateTime;
 
-/// The store under test on a fresh tenant, and a store on another fresh tenant of the same
-/// engine.
-pub type ProceduralStores = (Arc<dyn ProceduralStore>, Arc<dyn ProceduralStore>);
-
-/// Expands to one `#[tokio::test]` per procedural case.
-///
-/// `$factory` is a path to an `async fn() -> ProceduralStores`.
+/// Expands to one `#[tokio::test]` per case of the procedural suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn ProceduralStore>, Arc<dyn ProceduralStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! procedural_suite {
     ($factory:path) => {
-        $crate::procedural_suite!(@cases $factory;
+        $crate::__store_cases!(store procedural, $factory;
             upsert_and_get_round_trip,
             replacing_a_definition_keeps_counters,
             record_outcome_counts_and_stamps,
@@ -39,48 +35,18 @@ macro_rules! procedural_suite {
             ranks_by_frequency,
             bad_input_is_rejected_and_changes_nothing,
         );
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn tenants_are_isolated() {
-            let (store, other) = $factory().await;
-            $crate::stores::procedural::tenants_are_isolated(store, other).await;
-        }
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::stores::procedural::$case($factory().await.0).await;
-            }
-        )+
+        $crate::__store_cases!(pair procedural, $factory; tenants_are_isolated);
     };
 }
 
-/// Wires [`procedural_suite!`](crate::procedural_suite) for
-/// `cairn_stores::GenericProceduralStore` over a backend factory
-/// `async fn $backend() -> Arc<dyn StorageBackend>` (a fresh tenant per call), plus the
-/// generic-only corruption case. The calling crate needs `cairn-stores` as a dev-dependency.
+/// Runs [`procedural_suite!`](crate::procedural_suite) on `GenericProceduralStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! procedural_generic_suite {
     ($backend:ident) => {
-        mod procedural {
-            async fn stores() -> $crate::stores::procedural::ProceduralStores {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (
-                    ::std::sync::Arc::new(::cairn_stores::GenericProceduralStore::new(backend)),
-                    ::std::sync::Arc::new(::cairn_stores::GenericProceduralStore::new(other)),
-                )
-            }
-            $crate::procedural_suite!(stores);
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn corrupted_record_is_corruption() {
-                let backend = super::$backend().await;
-                let store = ::std::sync::Arc::new(::cairn_stores::GenericProceduralStore::new(
-                    backend.clone(),
-                ));
-                $crate::stores::procedural::corrupted_record_is_corruption(store, backend).await;
-            }
-        }
+        $crate::__generic_store_suite!(procedural, procedural_suite, ProceduralStore, GenericProceduralStore, $backend;
+            store_and_backend: [corrupted_record_is_corruption];
+            backend: []);
     };
 }
 

@@ -1,8 +1,8 @@
 //! Conformance cases for [`SessionStore`].
 //!
-//! Contract cases take a [`SessionStores`] pair: the store under test on a fresh tenant and a
-//! second store of the same implementation on another fresh tenant. Cases that inspect the
-//! generic implementation's stored values take the backend instead.
+//! Contract cases take the store under test on a fresh tenant; [`tenants_are_isolated`] also
+//! takes a store on a second tenant. Cases that inspect the generic implementation's stored
+//! values take the backend instead.
 //!
 //! Time-to-live cases use a lifetime of 500 ms and sleep 700 ms to outlive it.
 
@@ -14,9 +14,6 @@ use cairn_stores::sessions::keys::SessionKey;
 use cairn_stores::{GenericSessionStore, SessionStore};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
-
-/// The store under test and a store of the same kind on another tenant.
-pub type SessionStores = (Arc<dyn SessionStore>, Arc<dyn SessionStore>);
 
 const SHORT: Duration = Duration::milliseconds(500);
 const LONG: Duration = Duration::seconds(60);
@@ -45,7 +42,7 @@ async fn listed_ids(store: &Arc<dyn SessionStore>) -> Vec<String> {
 
 /// `create`/`get`: a session round-trips with its expiry `ttl` after creation; ids are
 /// generated when not given.
-pub async fn create_get_round_trips((store, _): SessionStores) {
+pub async fn create_get_round_trips(store: Arc<dyn SessionStore>) {
     let before = OffsetDateTime::now_utc();
     let session = store
         .create(Some("s1"), LONG, json!({"step": 1, "user": "ada"}))
@@ -69,7 +66,7 @@ pub async fn create_get_round_trips((store, _): SessionStores) {
 
 /// `create`: an unexpired session's id is taken (`Conflict`, nothing changes); an expired
 /// one's is free again.
-pub async fn create_existing_id_is_conflict_until_expired((store, _): SessionStores) {
+pub async fn create_existing_id_is_conflict_until_expired(store: Arc<dyn SessionStore>) {
     store
         .create(Some("s"), SHORT, json!({"v": 1}))
         .await
@@ -91,7 +88,7 @@ pub async fn create_existing_id_is_conflict_until_expired((store, _): SessionSto
 
 /// Expired sessions are invisible to `get` and `list` before any purge, and cannot be
 /// updated.
-pub async fn expired_sessions_are_invisible((store, _): SessionStores) {
+pub async fn expired_sessions_are_invisible(store: Arc<dyn SessionStore>) {
     store.create(Some("short"), SHORT, json!({})).await.unwrap();
     store.create(Some("long"), LONG, json!({})).await.unwrap();
     assert_eq!(listed_ids(&store).await, ["long", "short"]);
@@ -114,7 +111,7 @@ pub async fn expired_sessions_are_invisible((store, _): SessionStores) {
 
 /// `extend` keeps a session alive past its first expiry; `touch` renews by the creation ttl;
 /// `extend` may also shorten.
-pub async fn extend_and_touch_renew_expiry((store, _): SessionStores) {
+pub async fn extend_and_touch_renew_expiry(store: Arc<dyn SessionStore>) {
     let created = store.create(Some("s"), SHORT, json!({})).await.unwrap();
     let before = OffsetDateTime::now_utc();
     let extended = store.extend("s", LONG).await.unwrap();
@@ -136,7 +133,7 @@ pub async fn extend_and_touch_renew_expiry((store, _): SessionStores) {
 
 /// `purge_expired` removes exactly the expired sessions, counts them, and leaves live ones
 /// (also ones extended after creation with a short ttl).
-pub async fn purge_removes_exactly_the_expired((store, _): SessionStores) {
+pub async fn purge_removes_exactly_the_expired(store: Arc<dyn SessionStore>) {
     for id in ["a", "b", "c"] {
         store.create(Some(id), SHORT, json!({})).await.unwrap();
     }
@@ -154,7 +151,7 @@ pub async fn purge_removes_exactly_the_expired((store, _): SessionStores) {
 }
 
 /// `update_data` replaces the snapshot and keeps the expiry.
-pub async fn snapshots_are_stored_and_readable((store, _): SessionStores) {
+pub async fn snapshots_are_stored_and_readable(store: Arc<dyn SessionStore>) {
     let created = store
         .create(Some("s"), LONG, json!({"turn": 0}))
         .await
@@ -168,7 +165,7 @@ pub async fn snapshots_are_stored_and_readable((store, _): SessionStores) {
 
 /// Linked artifacts round-trip in linking order without repeats; unlink reports whether the
 /// hash was linked.
-pub async fn linked_artifacts_round_trip((store, _): SessionStores) {
+pub async fn linked_artifacts_round_trip(store: Arc<dyn SessionStore>) {
     store.create(Some("s"), LONG, json!({})).await.unwrap();
     let (a, b) = (hash_of("a"), hash_of("b"));
     store.link_artifact("s", &a).await.unwrap();
@@ -185,7 +182,7 @@ pub async fn linked_artifacts_round_trip((store, _): SessionStores) {
 }
 
 /// Concurrent links to one session are never lost.
-pub async fn concurrent_links_are_never_lost((store, _): SessionStores) {
+pub async fn concurrent_links_are_never_lost(store: Arc<dyn SessionStore>) {
     store.create(Some("s"), LONG, json!({})).await.unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|i| {
@@ -209,7 +206,7 @@ pub async fn concurrent_links_are_never_lost((store, _): SessionStores) {
 }
 
 /// `list` pages through unexpired sessions in id order without gaps or repeats.
-pub async fn list_pages_in_id_order((store, _): SessionStores) {
+pub async fn list_pages_in_id_order(store: Arc<dyn SessionStore>) {
     store
         .create(Some("s2-expired"), SHORT, json!({}))
         .await
@@ -233,7 +230,7 @@ pub async fn list_pages_in_id_order((store, _): SessionStores) {
 }
 
 /// `delete` reports whether an unexpired session went; expired ones are removed silently.
-pub async fn delete_removes_sessions((store, _): SessionStores) {
+pub async fn delete_removes_sessions(store: Arc<dyn SessionStore>) {
     store.create(Some("live"), LONG, json!({})).await.unwrap();
     store.create(Some("old"), SHORT, json!({})).await.unwrap();
     assert!(store.delete("live").await.unwrap());
@@ -246,7 +243,7 @@ pub async fn delete_removes_sessions((store, _): SessionStores) {
 }
 
 /// Ids with `/`, `%`, quotes and non-ASCII text stay distinct and round-trip exactly.
-pub async fn hostile_ids_round_trip((store, _): SessionStores) {
+pub async fn hostile_ids_round_trip(store: Arc<dyn SessionStore>) {
     let ids = ["a/b", "a%2Fb", "a", "ü'; DROP TABLE kv; --"];
     for (i, id) in ids.iter().enumerate() {
         store.create(Some(id), LONG, json!(i)).await.unwrap();
@@ -261,7 +258,7 @@ pub async fn hostile_ids_round_trip((store, _): SessionStores) {
 }
 
 /// Bad ids, ttls, hashes and limits are `InvalidInput` and change nothing.
-pub async fn bad_input_is_rejected_and_changes_nothing((store, _): SessionStores) {
+pub async fn bad_input_is_rejected_and_changes_nothing(store: Arc<dyn SessionStore>) {
     let long_id = "x".repeat(257);
     for id in ["", long_id.as_str(), "a\0b"] {
         let err = store.create(Some(id), LONG, json!({})).await.unwrap_err();
@@ -310,7 +307,7 @@ pub async fn bad_input_is_rejected_and_changes_nothing((store, _): SessionStores
 }
 
 /// Tenants never see, take ids from, or purge each other's sessions.
-pub async fn tenants_are_isolated((store, other): SessionStores) {
+pub async fn tenants_are_isolated(store: Arc<dyn SessionStore>, other: Arc<dyn SessionStore>) {
     store.create(Some("s"), LONG, json!("mine")).await.unwrap();
     store
         .create(Some("old"), SHORT, json!("mine"))
@@ -396,14 +393,13 @@ pub async fn corrupted_record_is_corruption(backend: Arc<dyn StorageBackend>) {
     }
 }
 
-/// Expands to one `#[tokio::test]` per [`SessionStore`] contract case.
-///
-/// `$factory` is a path to an `async fn() -> SessionStores` returning stores on two fresh,
-/// empty tenants.
+/// Expands to one `#[tokio::test]` per case of the sessions suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn SessionStore>, Arc<dyn SessionStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! sessions_suite {
     ($factory:path) => {
-        $crate::sessions_suite!(@cases $factory;
+        $crate::__store_cases!(store sessions, $factory;
             create_get_round_trips,
             create_existing_id_is_conflict_until_expired,
             expired_sessions_are_invisible,
@@ -416,44 +412,18 @@ macro_rules! sessions_suite {
             delete_removes_sessions,
             hostile_ids_round_trip,
             bad_input_is_rejected_and_changes_nothing,
-            tenants_are_isolated,
         );
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::stores::sessions::$case($factory().await).await;
-            }
-        )+
+        $crate::__store_cases!(pair sessions, $factory; tenants_are_isolated);
     };
 }
 
-/// Runs the [`SessionStore`] suite on [`GenericSessionStore`] over a key-value backend, plus
-/// the cases that inspect its stored values.
-///
-/// `$backend` names an `async fn() -> Arc<dyn StorageBackend>` in the calling module that
-/// returns a fresh, empty tenant handle; the second tenant is derived from it.
+/// Runs [`sessions_suite!`](crate::sessions_suite) on `GenericSessionStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! sessions_generic_suite {
     ($backend:ident) => {
-        mod sessions {
-            async fn stores() -> $crate::stores::sessions::SessionStores {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (
-                    ::std::sync::Arc::new(::cairn_stores::GenericSessionStore::new(backend)),
-                    ::std::sync::Arc::new(::cairn_stores::GenericSessionStore::new(other)),
-                )
-            }
-            async fn backend() -> ::std::sync::Arc<dyn ::cairn_core::StorageBackend> {
-                super::$backend().await
-            }
-            $crate::sessions_suite!(stores);
-            $crate::sessions_suite!(@cases backend;
-                expiry_index_stays_consistent,
-                corrupted_record_is_corruption,
-            );
-        }
+        $crate::__generic_store_suite!(sessions, sessions_suite, SessionStore, GenericSessionStore, $backend;
+            store_and_backend: [];
+            backend: [expiry_index_stays_consistent, corrupted_record_is_corruption]);
     };
 }

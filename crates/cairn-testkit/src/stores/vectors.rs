@@ -1,8 +1,8 @@
 //! Conformance cases for [`VectorStore`].
 //!
-//! Contract cases take a [`VectorStores`] pair: the store under test on a fresh tenant and a
-//! second store of the same implementation on another fresh tenant. Cases that inspect the
-//! generic implementation's stored bytes take the backend instead.
+//! Contract cases take the store under test on a fresh tenant; [`tenants_are_isolated`] also
+//! takes a store on a second tenant. Cases that inspect the generic implementation's stored
+//! bytes take the backend instead.
 
 use std::sync::Arc;
 
@@ -11,9 +11,6 @@ use cairn_stores::vectors::keys::VectorKey;
 use cairn_stores::vectors::{MAX_DIMENSION, MAX_K, Metadata};
 use cairn_stores::{GenericVectorStore, Metric, SearchRequest, VectorRecord, VectorStore};
 use serde_json::json;
-
-/// The store under test and a store of the same kind on another tenant.
-pub type VectorStores = (Arc<dyn VectorStore>, Arc<dyn VectorStore>);
 
 fn meta(value: serde_json::Value) -> Metadata {
     value.as_object().cloned().expect("metadata is an object")
@@ -68,7 +65,7 @@ fn assert_hits(got: &[(String, f32)], want: &[(&str, f32)]) {
 }
 
 /// `search` under cosine: exact top-k, best (highest similarity) first, with metadata.
-pub async fn cosine_top_k_is_exact((store, _): VectorStores) {
+pub async fn cosine_top_k_is_exact(store: Arc<dyn VectorStore>) {
     let vectors: [(&str, &[f32]); 5] = [
         ("a", &[1.0, 0.0]),
         ("b", &[0.0, 1.0]),
@@ -105,7 +102,7 @@ pub async fn cosine_top_k_is_exact((store, _): VectorStores) {
 }
 
 /// `search` under L2: scores are distances, smallest first; `min_score` is a maximum distance.
-pub async fn l2_top_k_is_exact((store, _): VectorStores) {
+pub async fn l2_top_k_is_exact(store: Arc<dyn VectorStore>) {
     let vectors: [(&str, &[f32]); 4] = [
         ("a", &[0.0, 0.0]),
         ("b", &[3.0, 4.0]),
@@ -125,7 +122,7 @@ pub async fn l2_top_k_is_exact((store, _): VectorStores) {
 
 /// `search` under dot: largest product first; equal scores are ordered by id; `min_score` is
 /// a minimum.
-pub async fn dot_top_k_is_exact_and_ties_order_by_id((store, _): VectorStores) {
+pub async fn dot_top_k_is_exact_and_ties_order_by_id(store: Arc<dyn VectorStore>) {
     let vectors: [(&str, &[f32]); 4] = [
         ("d", &[2.0, 2.0, 2.0]),
         ("a", &[1.0, 2.0, 3.0]),
@@ -144,7 +141,7 @@ pub async fn dot_top_k_is_exact_and_ties_order_by_id((store, _): VectorStores) {
 }
 
 /// `search`: a filter that most vectors fail still yields `k` hits when `k` match.
-pub async fn filters_never_starve_k((store, _): VectorStores) {
+pub async fn filters_never_starve_k(store: Arc<dyn VectorStore>) {
     store
         .create_collection("c", 2, Metric::Cosine)
         .await
@@ -197,7 +194,7 @@ pub async fn filters_never_starve_k((store, _): VectorStores) {
 }
 
 /// `search` over more vectors than one scan page: exact results and count.
-pub async fn search_spans_scan_pages((store, _): VectorStores) {
+pub async fn search_spans_scan_pages(store: Arc<dyn VectorStore>) {
     store.create_collection("c", 2, Metric::L2).await.unwrap();
     let n = 10_050usize;
     let records = (0..n)
@@ -214,7 +211,7 @@ pub async fn search_spans_scan_pages((store, _): VectorStores) {
 }
 
 /// `upsert` replaces: get and search see the new vector and metadata, not the old.
-pub async fn upsert_replaces((store, _): VectorStores) {
+pub async fn upsert_replaces(store: Arc<dyn VectorStore>) {
     store
         .create_collection("c", 2, Metric::Cosine)
         .await
@@ -254,7 +251,7 @@ pub async fn upsert_replaces((store, _): VectorStores) {
 }
 
 /// `delete` makes a vector invisible to get, search and count.
-pub async fn delete_makes_vector_invisible((store, _): VectorStores) {
+pub async fn delete_makes_vector_invisible(store: Arc<dyn VectorStore>) {
     let vectors: [(&str, &[f32]); 3] = [("a", &[1.0, 0.0]), ("b", &[0.0, 1.0]), ("c", &[1.0, 1.0])];
     collection_with(&store, Metric::Dot, &vectors).await;
     assert!(store.delete("c", "a").await.unwrap());
@@ -267,7 +264,7 @@ pub async fn delete_makes_vector_invisible((store, _): VectorStores) {
 
 /// `create_collection`: idempotent with equal parameters, `Conflict` with others; collections
 /// can be read and deleted, and a deleted collection's vectors never reappear.
-pub async fn collections_lifecycle((store, _): VectorStores) {
+pub async fn collections_lifecycle(store: Arc<dyn VectorStore>) {
     let info = store
         .create_collection("docs", 3, Metric::L2)
         .await
@@ -310,7 +307,7 @@ pub async fn collections_lifecycle((store, _): VectorStores) {
 }
 
 /// Bad input is `InvalidInput` (a missing collection `NotFound`) and changes nothing.
-pub async fn bad_input_is_rejected_and_changes_nothing((store, _): VectorStores) {
+pub async fn bad_input_is_rejected_and_changes_nothing(store: Arc<dyn VectorStore>) {
     for (name, dim) in [("", 2), ("n", 0), ("n", MAX_DIMENSION + 1)] {
         let err = store
             .create_collection(name, dim, Metric::Cosine)
@@ -419,7 +416,7 @@ pub async fn bad_input_is_rejected_and_changes_nothing((store, _): VectorStores)
 }
 
 /// Ids and names with `/`, `%` and non-ASCII text stay distinct and round-trip exactly.
-pub async fn hostile_ids_round_trip((store, _): VectorStores) {
+pub async fn hostile_ids_round_trip(store: Arc<dyn VectorStore>) {
     for name in ["a/b", "a", "a%2Fb"] {
         store.create_collection(name, 2, Metric::Dot).await.unwrap();
     }
@@ -455,7 +452,7 @@ async fn search_ids_in(
 }
 
 /// Concurrent upserts of distinct ids all land.
-pub async fn concurrent_upserts_all_land((store, _): VectorStores) {
+pub async fn concurrent_upserts_all_land(store: Arc<dyn VectorStore>) {
     store.create_collection("c", 2, Metric::L2).await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -474,7 +471,7 @@ pub async fn concurrent_upserts_all_land((store, _): VectorStores) {
 }
 
 /// Tenants never see each other's collections or vectors.
-pub async fn tenants_are_isolated((store, other): VectorStores) {
+pub async fn tenants_are_isolated(store: Arc<dyn VectorStore>, other: Arc<dyn VectorStore>) {
     store
         .create_collection("docs", 2, Metric::Cosine)
         .await
@@ -583,14 +580,13 @@ fn flip(value: &Bytes, at: usize) -> Bytes {
     Bytes::from(bytes)
 }
 
-/// Expands to one `#[tokio::test]` per [`VectorStore`] contract case.
-///
-/// `$factory` is a path to an `async fn() -> VectorStores` returning stores on two fresh,
-/// empty tenants.
+/// Expands to one `#[tokio::test]` per case of the vectors suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn VectorStore>, Arc<dyn VectorStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! vectors_suite {
     ($factory:path) => {
-        $crate::vectors_suite!(@cases $factory;
+        $crate::__store_cases!(store vectors, $factory;
             cosine_top_k_is_exact,
             l2_top_k_is_exact,
             dot_top_k_is_exact_and_ties_order_by_id,
@@ -602,44 +598,18 @@ macro_rules! vectors_suite {
             bad_input_is_rejected_and_changes_nothing,
             hostile_ids_round_trip,
             concurrent_upserts_all_land,
-            tenants_are_isolated,
         );
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::stores::vectors::$case($factory().await).await;
-            }
-        )+
+        $crate::__store_cases!(pair vectors, $factory; tenants_are_isolated);
     };
 }
 
-/// Runs the [`VectorStore`] suite on [`GenericVectorStore`] over a key-value backend, plus the
-/// cases that inspect its stored bytes.
-///
-/// `$backend` names an `async fn() -> Arc<dyn StorageBackend>` in the calling module that
-/// returns a fresh, empty tenant handle; the second tenant is derived from it.
+/// Runs [`vectors_suite!`](crate::vectors_suite) on `GenericVectorStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! vectors_generic_suite {
     ($backend:ident) => {
-        mod vectors {
-            async fn stores() -> $crate::stores::vectors::VectorStores {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (
-                    ::std::sync::Arc::new(::cairn_stores::GenericVectorStore::new(backend)),
-                    ::std::sync::Arc::new(::cairn_stores::GenericVectorStore::new(other)),
-                )
-            }
-            async fn backend() -> ::std::sync::Arc<dyn ::cairn_core::StorageBackend> {
-                super::$backend().await
-            }
-            $crate::vectors_suite!(stores);
-            $crate::vectors_suite!(@cases backend;
-                stored_vectors_are_binary,
-                corrupted_vector_is_corruption,
-            );
-        }
+        $crate::__generic_store_suite!(vectors, vectors_suite, VectorStore, GenericVectorStore, $backend;
+            store_and_backend: [];
+            backend: [stored_vectors_are_binary, corrupted_vector_is_corruption]);
     };
 }

@@ -341,14 +341,13 @@ pub async fn damaged_records_are_corruption(
     assert_eq!(workflow.status, WorkflowStatus::Running);
 }
 
-/// Expands to one `#[tokio::test]` per [`WorkflowStore`] case.
-///
-/// `$factory` is a path to an `async fn() -> (Arc<dyn WorkflowStore>, Arc<dyn WorkflowStore>)`
-/// returning stores on two fresh, distinct tenants.
+/// Expands to one `#[tokio::test]` per case of the workflow suite. `$factory` is a path to an
+/// `async fn() -> (Arc<dyn WorkflowStore>, Arc<dyn WorkflowStore>)`: two stores on two fresh tenants of
+/// one engine; only the isolation case uses the second.
 #[macro_export]
 macro_rules! workflow_suite {
     ($factory:path) => {
-        $crate::workflow_suite!(@cases $factory;
+        $crate::__store_cases!(store workflow, $factory;
             create_stores_pending_workflows,
             completing_records_output_and_duration,
             failing_and_cancelling,
@@ -357,52 +356,17 @@ macro_rules! workflow_suite {
             concurrent_terminal_moves_have_one_winner,
             bad_input_is_rejected_and_changes_nothing,
         );
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn tenants_are_isolated() {
-            let (store, other) = $factory().await;
-            $crate::stores::workflow::tenants_are_isolated(store, other).await;
-        }
-    };
-    (@cases $factory:path; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _other) = $factory().await;
-                $crate::stores::workflow::$case(store).await;
-            }
-        )+
+        $crate::__store_cases!(pair workflow, $factory; tenants_are_isolated);
     };
 }
 
-/// Runs [`workflow_suite!`](crate::workflow_suite) on `GenericWorkflowStore` over the
-/// key-value backend factory `$backend`, plus the cases that damage stored bytes.
+/// Runs [`workflow_suite!`](crate::workflow_suite) on `GenericWorkflowStore` over the key-value backend
+/// factory `$backend`, plus the cases that inspect or damage the stored bytes.
 #[macro_export]
 macro_rules! workflow_generic_suite {
     ($backend:ident) => {
-        mod workflow {
-            type Store = ::std::sync::Arc<dyn ::cairn_stores::WorkflowStore>;
-
-            fn generic(backend: ::std::sync::Arc<dyn ::cairn_core::StorageBackend>) -> Store {
-                ::std::sync::Arc::new(::cairn_stores::GenericWorkflowStore::new(backend))
-            }
-
-            async fn stores() -> (Store, Store) {
-                let backend = super::$backend().await;
-                let other = $crate::tenant_named(&backend, "other");
-                (generic(backend), generic(other))
-            }
-
-            $crate::workflow_suite!(stores);
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn damaged_records_are_corruption() {
-                let backend = super::$backend().await;
-                $crate::stores::workflow::damaged_records_are_corruption(
-                    generic(backend.clone()),
-                    backend,
-                )
-                .await;
-            }
-        }
+        $crate::__generic_store_suite!(workflow, workflow_suite, WorkflowStore, GenericWorkflowStore, $backend;
+            store_and_backend: [damaged_records_are_corruption];
+            backend: []);
     };
 }
