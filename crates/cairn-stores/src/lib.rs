@@ -43,6 +43,7 @@ pub mod paging;
 pub mod procedural;
 mod retry;
 pub mod sessions;
+pub mod stream;
 pub mod vectors;
 pub mod workflow;
 

@@ -13,6 +13,7 @@ use crate::codec::{decode_record, encode_record};
 use crate::kvops::{
     RangeScan, SCAN_PAGE, check_backlink, check_id, check_range, follow, utc_or_now,
 };
+use crate::stream::{TimeStream, stream_range};
 
 /// The event log implemented once over the key-value contract (layout in
 /// [`keys`](super::keys)).
@@ -147,16 +148,6 @@ fn check_query(query: &EventQuery) -> Result<()> {
     Ok(())
 }
 
-/// The range of `stream` a query covers: after `from` and the cursor, before `to`.
-fn range(stream: EventStream<'_>, query: &EventQuery) -> Result<RangeScan> {
-    let from = query.from.map(|t| stream.bound(t)).transpose()?;
-    let cursor = query.after.map(|c| stream.entry(c.at, c.id)).transpose()?;
-    let to = query.to.map(|t| stream.bound(t)).transpose()?;
-    Ok(RangeScan::new(stream.prefix())
-        .after(from.max(cursor))
-        .before(to))
-}
-
 #[async_trait]
 impl EventLogStore for GenericEventLogStore {
     async fn append(&self, event: Event) -> Result<EventRecord> {
@@ -179,7 +170,7 @@ impl EventLogStore for GenericEventLogStore {
     async fn query(&self, query: &EventQuery) -> Result<Vec<EventRecord>> {
         check_query(query)?;
         let stream = plan(query);
-        let mut scan = range(stream, query)?;
+        let mut scan = stream_range(&stream, query.from, query.to, query.after)?;
         let mut out = Vec::with_capacity(query.limit);
         while out.len() < query.limit {
             let page = scan

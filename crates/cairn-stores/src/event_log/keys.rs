@@ -8,15 +8,12 @@
 //! ev/corr/<correlation>/<time>/<id>    record key: correlation index
 //! ```
 
-use cairn_core::{Key, Result};
-use time::OffsetDateTime;
-use uuid::Uuid;
-
 use crate::codec::KeyPath;
+use crate::stream::TimeStream;
 
 const SCOPE: &str = "ev";
 
-/// A time-ordered stream of event keys; [`EventStream::entry`] names one event in it.
+/// A time-ordered stream of event keys; [`TimeStream::entry`] names one event in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventStream<'a> {
     /// The records themselves.
@@ -29,29 +26,7 @@ pub enum EventStream<'a> {
     Correlation(&'a str),
 }
 
-impl EventStream<'_> {
-    /// The key of the event `(at, id)` in this stream.
-    ///
-    /// # Errors
-    /// `InvalidInput` when an id makes the key invalid.
-    pub fn entry(&self, at: OffsetDateTime, id: Uuid) -> Result<Key> {
-        self.path().time(at).id(&id.to_string()).key()
-    }
-
-    /// A bound that sorts after every entry before `at` and before every entry at or after
-    /// `at`.
-    ///
-    /// # Errors
-    /// `InvalidInput` when an id makes the key invalid.
-    pub fn bound(&self, at: OffsetDateTime) -> Result<Key> {
-        self.path().time(at).key()
-    }
-
-    /// Prefix of every entry of the stream.
-    pub fn prefix(&self) -> String {
-        self.path().prefix()
-    }
-
+impl TimeStream for EventStream<'_> {
     fn path(&self) -> KeyPath {
         let scope = KeyPath::new(SCOPE);
         match *self {

@@ -20,6 +20,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::stream::StreamCursor;
 pub use generic::GenericEventLogStore;
 
 /// Longest event type accepted, in bytes.
@@ -171,18 +172,11 @@ pub fn check_event_type(event_type: &str) -> Result<()> {
 }
 
 /// Where a previous page ended: the time and id of its last event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventCursor {
-    /// Time of the last event seen.
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    /// Id of the last event seen.
-    pub id: Uuid,
-}
+pub type EventCursor = StreamCursor;
 
-impl From<&EventRecord> for EventCursor {
-    fn from(record: &EventRecord) -> EventCursor {
-        EventCursor {
+impl From<&EventRecord> for StreamCursor {
+    fn from(record: &EventRecord) -> StreamCursor {
+        StreamCursor {
             at: record.at,
             id: record.id,
         }

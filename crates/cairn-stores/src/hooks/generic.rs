@@ -15,6 +15,7 @@ use crate::codec::{decode_record, encode_record};
 use crate::kvops::{
     RangeScan, SCAN_PAGE, check_backlink, check_id, check_range, follow, utc_or_now,
 };
+use crate::stream::{TimeStream, stream_range};
 
 /// A per-hook index entry: the record's time and id (its place in [`HookStream::All`]) plus
 /// what [`HookHistoryStore::stats`] needs, so statistics never read inputs or outputs.
@@ -71,21 +72,6 @@ impl GenericHookHistoryStore {
         }
         Ok(out)
     }
-}
-
-/// The range of `stream` between `from` (inclusive, or the cursor if later) and `to`.
-fn range(
-    stream: HookStream<'_>,
-    from: Option<OffsetDateTime>,
-    to: Option<OffsetDateTime>,
-    after: Option<(OffsetDateTime, Uuid)>,
-) -> Result<RangeScan> {
-    let from = from.map(|t| stream.bound(t)).transpose()?;
-    let cursor = after.map(|(at, id)| stream.entry(at, id)).transpose()?;
-    let to = to.map(|t| stream.bound(t)).transpose()?;
-    Ok(RangeScan::new(stream.prefix())
-        .after(from.max(cursor))
-        .before(to))
 }
 
 /// Nearest-rank percentile `pct` (1..=100) of ascending `sorted` (non-empty), in ms.
@@ -151,8 +137,7 @@ impl HookHistoryStore for GenericHookHistoryStore {
             .hook_name
             .as_deref()
             .map_or(HookStream::All, HookStream::Hook);
-        let after = query.after.map(|c| (c.at, c.id));
-        let mut scan = range(stream, query.from, query.to, after)?;
+        let mut scan = stream_range(&stream, query.from, query.to, query.after)?;
         let mut out = Vec::with_capacity(query.limit);
         while out.len() < query.limit {
             let page = scan
@@ -174,7 +159,7 @@ impl HookHistoryStore for GenericHookHistoryStore {
     ) -> Result<HookStats> {
         check_id("hook name", hook_name)?;
         check_range(from, to)?;
-        let mut scan = range(HookStream::Hook(hook_name), from, to, None)?;
+        let mut scan = stream_range(&HookStream::Hook(hook_name), from, to, None)?;
         let (mut durations, mut failures) = (Vec::new(), 0);
         loop {
             let page = scan.next_page(&*self.backend, SCAN_PAGE).await?;

@@ -5,15 +5,12 @@
 //! hk/hook/<name>/<time>/<id>    HookIndexEntry: record key, duration, failed
 //! ```
 
-use cairn_core::{Key, Result};
-use time::OffsetDateTime;
-use uuid::Uuid;
-
 use crate::codec::KeyPath;
+use crate::stream::TimeStream;
 
 const SCOPE: &str = "hk";
 
-/// A time-ordered stream of hook keys; [`HookStream::entry`] names one record in it.
+/// A time-ordered stream of hook keys; [`TimeStream::entry`] names one record in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookStream<'a> {
     /// The records themselves.
@@ -22,29 +19,7 @@ pub enum HookStream<'a> {
     Hook(&'a str),
 }
 
-impl HookStream<'_> {
-    /// The key of the record `(at, id)` in this stream.
-    ///
-    /// # Errors
-    /// `InvalidInput` when the hook name makes the key invalid.
-    pub fn entry(&self, at: OffsetDateTime, id: Uuid) -> Result<Key> {
-        self.path().time(at).id(&id.to_string()).key()
-    }
-
-    /// A bound that sorts after every entry before `at` and before every entry at or after
-    /// `at`.
-    ///
-    /// # Errors
-    /// `InvalidInput` when the hook name makes the key invalid.
-    pub fn bound(&self, at: OffsetDateTime) -> Result<Key> {
-        self.path().time(at).key()
-    }
-
-    /// Prefix of every entry of the stream.
-    pub fn prefix(&self) -> String {
-        self.path().prefix()
-    }
-
+impl TimeStream for HookStream<'_> {
     fn path(&self) -> KeyPath {
         match *self {
             HookStream::All => KeyPath::new(SCOPE).name("at"),

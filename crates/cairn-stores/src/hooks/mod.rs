@@ -15,6 +15,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::stream::StreamCursor;
 pub use generic::GenericHookHistoryStore;
 
 /// Default page size of a [`HookQuery`].
@@ -59,18 +60,11 @@ pub struct HookRecord {
 }
 
 /// Where a previous page ended: the time and id of its last record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HookCursor {
-    /// Time of the last record seen.
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    /// Id of the last record seen.
-    pub id: Uuid,
-}
+pub type HookCursor = StreamCursor;
 
-impl From<&HookRecord> for HookCursor {
-    fn from(record: &HookRecord) -> HookCursor {
-        HookCursor {
+impl From<&HookRecord> for StreamCursor {
+    fn from(record: &HookRecord) -> StreamCursor {
+        StreamCursor {
             at: record.at,
             id: record.id,
         }

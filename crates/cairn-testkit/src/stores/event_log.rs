@@ -10,6 +10,7 @@ use cairn_stores::event_log::keys::EventStream;
 use cairn_stores::event_log::{
     Event, EventCursor, EventLogStore, EventQuery, EventRecord, TypePattern,
 };
+use cairn_stores::stream::TimeStream;
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

@@ -11,6 +11,7 @@ use cairn_stores::hooks::keys::HookStream;
 use cairn_stores::hooks::{
     HookCursor, HookExecution, HookHistoryStore, HookQuery, HookRecord, HookStats,
 };
+use cairn_stores::stream::TimeStream;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
