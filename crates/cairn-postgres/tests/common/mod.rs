@@ -11,6 +11,8 @@
     reason = "each test binary compiles this module and uses a different subset of it"
 )]
 
+pub(crate) mod throwaway;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
