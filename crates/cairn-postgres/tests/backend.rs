@@ -35,23 +35,37 @@ async fn data_flows_as_a_role_that_row_level_security_applies_to() {
     let backend = PostgresBackend::connect(common::test_config(&db.url))
         .await
         .unwrap();
-    // A trigger records who really writes each row, as seen by the server.
+    // A trigger records who really writes each row, and a restrictive policy (always true)
+    // who really reads it, as seen by the server.
     let admin = common::client(&db.url).await;
     admin
         .batch_execute(
-            "CREATE TABLE write_audit (who text, session_who text, tenant text,
-                                       superuser bool, bypassrls bool);
+            "CREATE TABLE write_audit (op text, who text, session_who text, tenant text,
+                                       superuser bool, bypassrls bool, owns_table bool);
              GRANT INSERT ON write_audit TO PUBLIC;
+             CREATE FUNCTION audit(op text) RETURNS void LANGUAGE sql AS $$
+                 INSERT INTO write_audit
+                 SELECT op, current_user, session_user, current_setting('app.tenant_id', true),
+                        rolsuper, rolbypassrls,
+                        pg_has_role(current_user,
+                                    (SELECT relowner FROM pg_class
+                                     WHERE oid = 'kv_store'::regclass), 'MEMBER')
+                 FROM pg_roles WHERE rolname = current_user
+             $$;
              CREATE FUNCTION audit_write() RETURNS trigger LANGUAGE plpgsql AS $$
              BEGIN
-                 INSERT INTO write_audit
-                 SELECT current_user, session_user, current_setting('app.tenant_id', true),
-                        rolsuper, rolbypassrls
-                 FROM pg_roles WHERE rolname = current_user;
+                 PERFORM audit('write');
                  RETURN NEW;
              END $$;
              CREATE TRIGGER audit BEFORE INSERT OR UPDATE ON kv_store
-                 FOR EACH ROW EXECUTE FUNCTION audit_write();",
+                 FOR EACH ROW EXECUTE FUNCTION audit_write();
+             CREATE FUNCTION audit_read() RETURNS bool LANGUAGE plpgsql AS $$
+             BEGIN
+                 PERFORM audit('read');
+                 RETURN true;
+             END $$;
+             CREATE POLICY audit_reads ON kv_store AS RESTRICTIVE FOR SELECT
+                 USING (audit_read());",
         )
         .await
         .unwrap();
@@ -66,19 +80,25 @@ async fn data_flows_as_a_role_that_row_level_security_applies_to() {
         .set_batch(vec![(key("a"), Bytes::new()), (key("b"), Bytes::new())])
         .await
         .unwrap();
+    assert!(scoped.get(&key("k")).await.unwrap().is_some());
+    assert_eq!(scoped.list_keys("").await.unwrap().len(), 3);
+    assert_eq!(scoped.scan("", None, 10).await.unwrap().entries.len(), 3);
 
     let rows = admin
         .query(
-            "SELECT who, session_who, tenant, superuser, bypassrls FROM write_audit",
+            "SELECT op, who, session_who, tenant, superuser, bypassrls, owns_table
+             FROM write_audit",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 3);
+    let count = |op: &str| rows.iter().filter(|r| r.get::<_, &str>(0) == op).count();
+    assert_eq!(count("write"), 3);
+    assert!(count("read") >= 7, "every row read is audited");
     for row in rows {
-        let (who, session_who, row_tenant): (String, String, String) =
-            (row.get(0), row.get(1), row.get(2));
-        assert_eq!(who, "cairn_app");
+        let (op, who, session_who, row_tenant): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert_eq!(who, "cairn_app", "{op}");
         assert_eq!(
             session_who,
             common::url_user(&db.url),
@@ -89,8 +109,12 @@ async fn data_flows_as_a_role_that_row_level_security_applies_to() {
             tenant.as_str(),
             "tenant set inside the transaction"
         );
-        assert!(!row.get::<_, bool>(3), "not a superuser");
-        assert!(!row.get::<_, bool>(4), "no BYPASSRLS");
+        assert!(!row.get::<_, bool>(4), "{op}: not a superuser");
+        assert!(!row.get::<_, bool>(5), "{op}: no BYPASSRLS");
+        assert!(
+            !row.get::<_, bool>(6),
+            "{op}: neither owner of kv_store nor in its role"
+        );
     }
 
     // Between operations no pooled connection sits in an open transaction.
