@@ -23,9 +23,12 @@ fn key(k: &str) -> Key {
 
 /// Tasks reading and writing at once while the server restarts.
 const TASKS: usize = 32;
-/// How long the tasks run before the restart starts, and on after it has finished.
+/// How long the tasks run before the restart starts, and on after it has finished (each task
+/// then stops at its first success after the restart, or at [`TASKS_LIMIT`]).
 const BEFORE_RESTART: Duration = Duration::from_millis(700);
 const AFTER_RESTART: Duration = Duration::from_millis(1_500);
+/// When every task stops, recovered or not, counted from their start.
+const TASKS_LIMIT: Duration = Duration::from_secs(30);
 /// The whole restart test, server start and checks included.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
 
@@ -81,7 +84,8 @@ impl Tally {
 }
 
 /// One task: writes keys of its own (one `set`, then a read of an acknowledged key, every
-/// fourth step a two-key `write_batch`) until `stop`, recording what was acknowledged.
+/// fourth step a two-key `write_batch`), recording what was acknowledged, until `stop` is set
+/// and it has succeeded since the restart (or [`TASKS_LIMIT`] has passed).
 async fn hammer(
     scoped: Arc<dyn StorageBackend>,
     task: usize,
@@ -92,7 +96,11 @@ async fn hammer(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut step = 0u64;
-    while !stop.load(Ordering::Acquire) && step < 100_000 {
+    let give_up = Instant::now() + TASKS_LIMIT;
+    while !(stop.load(Ordering::Acquire) && tally.succeeded_after_restart > 0)
+        && Instant::now() < give_up
+        && step < 1_000_000
+    {
         step += 1;
         let after_restart = restarted.load(Ordering::Acquire);
         let name = format!("t{task:02}/{step:06}");
