@@ -31,6 +31,7 @@ mod batch;
 mod characteristics;
 mod error;
 mod key;
+pub mod layer;
 mod scan;
 
 pub use backend::{StorageBackend, StorageBackendExt};
