@@ -20,6 +20,7 @@
 //! This crate is for tests only: it panics instead of returning errors.
 
 pub mod faulty;
+pub mod hostile;
 pub mod kv;
 pub mod layers;
 mod model;
@@ -34,6 +35,49 @@ pub fn tenant_named(backend: &Arc<dyn StorageBackend>, suffix: &str) -> Arc<dyn 
     let id = TenantId::new(format!("{}.{suffix}", backend.tenant_id()))
         .expect("derived tenant id is valid");
     backend.tenant(&id)
+}
+
+/// Expands to one `#[tokio::test]` per hostile-input case ([`hostile`]), plus
+/// `hostile_catalogue_size`, which prints how many cases run on the backend.
+///
+/// `$factory` is a path to an `async fn() -> Arc<dyn StorageBackend>` returning a fresh, empty
+/// tenant handle.
+#[macro_export]
+macro_rules! hostile_suite {
+    ($factory:path) => {
+        $crate::hostile_suite!(@cases $factory;
+            keys_empty_maximal_and_over_long,
+            nul_and_odd_text,
+            sql_metacharacters_are_plain_text,
+            prefix_scans_with_like_wildcards,
+            values_empty_large_and_over_limit,
+            hostile_vectors,
+            timestamps_at_the_extremes,
+            unknown_tenants_read_empty,
+            illegal_workflow_transitions,
+            malformed_stored_bytes_are_corruption,
+            swapped_agent_state_payload_is_corruption,
+        );
+    };
+    (@cases $factory:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let rows = $crate::hostile::$case($factory().await).await;
+                assert!(rows > 0, "a hostile case checked no row");
+            }
+        )+
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn hostile_catalogue_size() {
+            let cases = [$(stringify!($case)),+];
+            println!(
+                "hostile input catalogue on {}: {} cases",
+                $factory().await.backend_type(),
+                cases.len()
+            );
+        }
+    };
 }
 
 /// Expands to one `#[tokio::test]` per retry/timeout layer case ([`layers`]).
