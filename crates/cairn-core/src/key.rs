@@ -251,4 +251,41 @@ mod tests {
         assert!("a\u{7F}\u{10FFFF}\u{10FFFF}".as_bytes() < bound.as_bytes());
         assert!("a\u{80}".as_bytes() >= bound.as_bytes());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// `Key::new` decodes caller text: it accepts exactly the texts the rules allow.
+            #[test]
+            fn keys_accept_exactly_the_valid_texts(text in "[a\\x00]{0,3}|\\PC{0,40}|x{1020,1030}") {
+                let valid = !text.is_empty() && text.len() <= MAX_KEY_BYTES && !text.contains('\0');
+                match Key::new(text.as_str()) {
+                    Ok(key) => {
+                        prop_assert!(valid);
+                        prop_assert_eq!(key.as_str(), text.as_str());
+                    }
+                    Err(err) => {
+                        prop_assert!(!valid);
+                        prop_assert_eq!(err.kind(), ErrorKind::InvalidInput);
+                    }
+                }
+            }
+
+            /// Every key that starts with a prefix sorts below the prefix's upper bound, and the
+            /// bound itself does not start with the prefix.
+            #[test]
+            fn upper_bound_covers_every_extension(prefix in "\\PC{1,6}", rest in "\\PC{0,6}") {
+                if let Some(bound) = prefix_upper_bound(&prefix) {
+                    let extended = format!("{prefix}{rest}");
+                    prop_assert!(extended.as_bytes() < bound.as_bytes());
+                    prop_assert!(!bound.starts_with(&prefix));
+                }
+            }
+        }
+    }
 }

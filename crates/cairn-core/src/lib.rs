@@ -4,7 +4,8 @@
 //! `cairn-core` defines what every Cairn backend is: the object-safe [`StorageBackend`]
 //! trait (a byte-level key-value store scoped to one tenant), validated [`Key`]s and
 //! [`TenantId`]s, atomic [`WriteBatch`]es with preconditions, paginated ordered scans, the
-//! [`StorageCharacteristics`] a caller can branch on, and the one [`Error`] type.
+//! [`StorageCharacteristics`] a caller can branch on, and the one [`Error`] type. The
+//! [`layer`] module wraps any backend in opt-in retry and timeout behaviour.
 //!
 //! It is not a backend and names no database driver: the engines live in `cairn-memory`,
 //! `cairn-sled` and `cairn-postgres`.
@@ -31,6 +32,7 @@ mod batch;
 mod characteristics;
 mod error;
 mod key;
+pub mod layer;
 mod scan;
 
 pub use backend::{StorageBackend, StorageBackendExt};

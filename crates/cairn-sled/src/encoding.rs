@@ -73,4 +73,80 @@ mod tests {
         assert!(decode(&t, &broken).is_err());
         assert!(decode(&t, &t).is_err());
     }
+
+    mod props {
+        use cairn_core::{ErrorKind, MAX_KEY_BYTES, MAX_TENANT_BYTES};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Valid tenant ids, short ones often so that one tenant is a prefix of another.
+        fn tenant() -> impl Strategy<Value = TenantId> {
+            prop_oneof!["[ab.]{1,3}", "[a-zA-Z0-9._:@-]{1,128}",]
+                .prop_map(|id| TenantId::new(id).unwrap())
+        }
+
+        /// Valid key text, often built from the characters tenant ids use.
+        fn key_text() -> impl Strategy<Value = String> {
+            prop_oneof!["[ab./]{1,4}", "[^\\x00]{1,64}"]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn distinct_tenant_key_pairs_never_collide(
+                t1 in tenant(), k1 in key_text(), t2 in tenant(), k2 in key_text()
+            ) {
+                let e1 = encode(&tenant_prefix(&t1), &k1);
+                let e2 = encode(&tenant_prefix(&t2), &k2);
+                prop_assert_eq!(e1 == e2, (&t1, &k1) == (&t2, &k2));
+                // Another tenant's key never falls inside this tenant's scan range.
+                let p1 = tenant_prefix(&t1);
+                let inside = e2 >= p1 && e2 < upper_bound(&p1);
+                prop_assert_eq!(inside, t1 == t2);
+                prop_assert_eq!(decode(&p1, &e2).is_ok(), t1 == t2);
+            }
+
+            #[test]
+            fn keys_round_trip_within_their_tenant(t in tenant(), k in key_text()) {
+                prop_assume!(k.len() <= MAX_KEY_BYTES);
+                let p = tenant_prefix(&t);
+                let key = decode(&p, &encode(&p, &k)).unwrap();
+                prop_assert_eq!(key.as_str(), k.as_str());
+            }
+
+            #[test]
+            fn random_bytes_never_panic(t in tenant(), bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                let p = tenant_prefix(&t);
+                match decode(&p, &bytes) {
+                    Ok(key) => prop_assert_eq!(encode(&p, key.as_str()), bytes.clone()),
+                    Err(err) => prop_assert_eq!(err.kind(), ErrorKind::Corruption),
+                }
+                let mut under_tenant = p.clone();
+                under_tenant.extend_from_slice(&bytes);
+                match decode(&p, &under_tenant) {
+                    Ok(key) => prop_assert_eq!(key.as_bytes(), &bytes[..]),
+                    Err(err) => prop_assert_eq!(err.kind(), ErrorKind::Corruption),
+                }
+            }
+
+            #[test]
+            fn tenant_ids_are_validated(id in "\\PC{0,140}|[a-z/\\x00]{0,4}") {
+                let valid = !id.is_empty()
+                    && id.len() <= MAX_TENANT_BYTES
+                    && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+                match TenantId::new(id.as_str()) {
+                    Ok(t) => {
+                        prop_assert!(valid, "{id:?} was accepted");
+                        prop_assert_eq!(tenant_prefix(&t)[0] as usize, id.len());
+                    }
+                    Err(err) => {
+                        prop_assert!(!valid, "{id:?} was refused");
+                        prop_assert_eq!(err.kind(), ErrorKind::InvalidInput);
+                    }
+                }
+            }
+        }
+    }
 }

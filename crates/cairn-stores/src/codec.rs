@@ -262,4 +262,113 @@ mod tests {
             }
         }
     }
+
+    mod props {
+        use std::collections::BTreeMap;
+
+        use cairn_core::ErrorKind;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        type Sample = (
+            String,
+            Vec<u32>,
+            Option<i64>,
+            BTreeMap<String, String>,
+            bool,
+        );
+
+        fn sample() -> impl Strategy<Value = Sample> {
+            (
+                any::<String>(),
+                prop::collection::vec(any::<u32>(), 0..8),
+                any::<Option<i64>>(),
+                prop::collection::btree_map(any::<String>(), any::<String>(), 0..4),
+                any::<bool>(),
+            )
+        }
+
+        /// Ids as callers give them: any text without NUL, up to the id limit.
+        fn id() -> impl Strategy<Value = String> {
+            "[^\\x00]{1,40}|[%/a]{1,12}"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn records_round_trip(value in sample()) {
+                let bytes = encode_record(&value).unwrap();
+                prop_assert_eq!(decode_record::<Sample>(&bytes).unwrap(), value);
+            }
+
+            #[test]
+            fn random_bytes_are_corruption(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+                let err = decode_record::<Sample>(&bytes).unwrap_err();
+                prop_assert_eq!(err.kind(), ErrorKind::Corruption);
+                let err = decode_record::<serde_json::Value>(&bytes).unwrap_err();
+                prop_assert_eq!(err.kind(), ErrorKind::Corruption);
+            }
+
+            #[test]
+            fn truncated_records_are_corruption(value in sample(), cut in any::<prop::sample::Index>()) {
+                let bytes = encode_record(&value).unwrap();
+                let len = cut.index(bytes.len());
+                let err = decode_record::<Sample>(&bytes[..len]).unwrap_err();
+                prop_assert_eq!(err.kind(), ErrorKind::Corruption);
+            }
+
+            #[test]
+            fn ids_round_trip_as_one_segment(a in id(), b in id()) {
+                let key = KeyPath::new("s").id(&a).id(&b).key().unwrap();
+                let segments: Vec<&str> = key.as_str().split('/').collect();
+                prop_assert_eq!(segments.len(), 3);
+                prop_assert_eq!(unescape_id(segments[1]).unwrap(), a.clone());
+                prop_assert_eq!(unescape_id(segments[2]).unwrap(), b.clone());
+            }
+
+            #[test]
+            fn distinct_id_paths_give_distinct_keys(a in id(), b in id(), c in id(), d in id()) {
+                prop_assume!((a.as_str(), b.as_str()) != (c.as_str(), d.as_str()));
+                let one = KeyPath::new("s").id(&a).id(&b).key().unwrap();
+                let two = KeyPath::new("s").id(&c).id(&d).key().unwrap();
+                prop_assert_ne!(one, two);
+            }
+
+            #[test]
+            fn unescape_never_panics(segment in "[%25Fa]{0,16}|[^/]{0,16}") {
+                // A segment is what lies between two `/`, so it never holds one.
+                if let Ok(id) = unescape_id(&segment) {
+                    // Whatever it accepts, it accepts as exactly the text an id escapes to.
+                    let escaped = KeyPath::new("s").id(&id).prefix();
+                    prop_assert_eq!(&escaped[2..escaped.len() - 1], segment.as_str());
+                }
+            }
+
+            #[test]
+            fn counters_round_trip_and_sort(a in any::<u64>(), b in any::<u64>()) {
+                let ka = KeyPath::new("n").u64(a).key().unwrap();
+                let kb = KeyPath::new("n").u64(b).key().unwrap();
+                prop_assert_eq!(last_u64(&ka).unwrap(), a);
+                prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            }
+
+            #[test]
+            fn last_u64_rejects_malformed_segments(segment in "\\PC{0,20}") {
+                prop_assume!(segment.len() != 16 || u64::from_str_radix(&segment, 16).is_err());
+                let key = Key::new(format!("n/{segment}")).unwrap();
+                prop_assert_eq!(last_u64(&key).unwrap_err().kind(), ErrorKind::Corruption);
+            }
+
+            #[test]
+            fn times_sort_in_time_order(a in -377_705_116_800i64..253_402_300_799, b in -377_705_116_800i64..253_402_300_799, na in 0u32..1_000_000_000) {
+                let ta = OffsetDateTime::from_unix_timestamp(a).unwrap() + time::Duration::nanoseconds(i64::from(na));
+                let tb = OffsetDateTime::from_unix_timestamp(b).unwrap();
+                let ka = KeyPath::new("t").time(ta).key().unwrap();
+                let kb = KeyPath::new("t").time(tb).key().unwrap();
+                prop_assert_eq!(ka.cmp(&kb), ta.cmp(&tb));
+            }
+        }
+    }
 }

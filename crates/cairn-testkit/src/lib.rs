@@ -19,7 +19,10 @@
 //!
 //! This crate is for tests only: it panics instead of returning errors.
 
+pub mod faulty;
+pub mod hostile;
 pub mod kv;
+pub mod layers;
 mod model;
 pub mod stores;
 
@@ -32,6 +35,77 @@ pub fn tenant_named(backend: &Arc<dyn StorageBackend>, suffix: &str) -> Arc<dyn 
     let id = TenantId::new(format!("{}.{suffix}", backend.tenant_id()))
         .expect("derived tenant id is valid");
     backend.tenant(&id)
+}
+
+/// Expands to one `#[tokio::test]` per hostile-input case ([`hostile`]), plus
+/// `hostile_catalogue_size`, which prints how many cases run on the backend.
+///
+/// `$factory` is a path to an `async fn() -> Arc<dyn StorageBackend>` returning a fresh, empty
+/// tenant handle.
+#[macro_export]
+macro_rules! hostile_suite {
+    ($factory:path) => {
+        $crate::hostile_suite!(@cases $factory;
+            keys_empty_maximal_and_over_long,
+            nul_and_odd_text,
+            sql_metacharacters_are_plain_text,
+            prefix_scans_with_like_wildcards,
+            values_empty_large_and_over_limit,
+            hostile_vectors,
+            timestamps_at_the_extremes,
+            unknown_tenants_read_empty,
+            illegal_workflow_transitions,
+            malformed_stored_bytes_are_corruption,
+            swapped_agent_state_payload_is_corruption,
+        );
+    };
+    (@cases $factory:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let rows = $crate::hostile::$case($factory().await).await;
+                assert!(rows > 0, "a hostile case checked no row");
+            }
+        )+
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn hostile_catalogue_size() {
+            let cases = [$(stringify!($case)),+];
+            println!(
+                "hostile input catalogue on {}: {} cases",
+                $factory().await.backend_type(),
+                cases.len()
+            );
+        }
+    };
+}
+
+/// Expands to one `#[tokio::test]` per retry/timeout layer case ([`layers`]).
+///
+/// `$factory` is a path to an `async fn() -> Arc<dyn StorageBackend>` returning a fresh, empty
+/// tenant handle of a real backend; the cases put a [`faulty::FaultyBackend`] between it and
+/// the layers.
+#[macro_export]
+macro_rules! layer_suite {
+    ($factory:path) => {
+        $crate::layer_suite!(@cases $factory;
+            retry_recovers_from_fewer_than_max_failures,
+            retry_gives_up_after_max_attempts_with_last_error,
+            retry_never_retries_non_retryable_errors,
+            retry_after_ambiguous_failure_can_report_conflict,
+            timeout_fires_on_slow_operation_only,
+            retry_over_timeout_retries_each_timed_out_attempt,
+            layers_wrap_tenant_handles,
+        );
+    };
+    (@cases $factory:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::layers::$case($factory().await).await;
+            }
+        )+
+    };
 }
 
 /// Expands to one `#[tokio::test]` per key-value conformance case.

@@ -51,3 +51,88 @@ impl ArtifactRecord {
         (self.info.size - index * self.chunk_size).min(self.chunk_size)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cairn_core::ErrorKind;
+    use proptest::prelude::*;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn record() -> impl Strategy<Value = ArtifactRecord> {
+        (
+            "[0-9a-f]{64}",
+            0u64..1 << 40,
+            1u64..1 << 24,
+            any::<String>(),
+            prop::collection::btree_map(any::<String>(), any::<String>(), 0..3),
+            any::<u64>(),
+            0i64..253_402_300_799,
+            any::<String>(),
+        )
+            .prop_map(
+                |(hash, size, chunk_size, content_type, meta, refcount, secs, blob)| {
+                    ArtifactRecord {
+                        info: ArtifactInfo {
+                            hash,
+                            size,
+                            content_type,
+                            metadata: meta
+                                .into_iter()
+                                .map(|(k, v)| (k, serde_json::Value::from(v)))
+                                .collect(),
+                            refcount,
+                            created_at: OffsetDateTime::from_unix_timestamp(secs).unwrap(),
+                        },
+                        blob,
+                        chunk_size,
+                        chunks: size.div_ceil(chunk_size),
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn records_round_trip(record in record()) {
+            let bytes = record.encode().unwrap();
+            prop_assert_eq!(ArtifactRecord::decode(&bytes).unwrap(), record);
+        }
+
+        #[test]
+        fn random_bytes_are_corruption(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            prop_assert_eq!(
+                ArtifactRecord::decode(&bytes).unwrap_err().kind(),
+                ErrorKind::Corruption
+            );
+        }
+
+        #[test]
+        fn truncated_records_are_corruption(record in record(), cut in any::<prop::sample::Index>()) {
+            let bytes = record.encode().unwrap();
+            let len = cut.index(bytes.len());
+            prop_assert_eq!(
+                ArtifactRecord::decode(&bytes[..len]).unwrap_err().kind(),
+                ErrorKind::Corruption
+            );
+        }
+
+        #[test]
+        fn impossible_chunk_layouts_are_corruption(record in record(), chunks in any::<u64>()) {
+            prop_assume!(chunks != record.chunks);
+            let bad = ArtifactRecord { chunks, ..record.clone() };
+            prop_assert_eq!(
+                ArtifactRecord::decode(&bad.encode().unwrap()).unwrap_err().kind(),
+                ErrorKind::Corruption
+            );
+            let zero = ArtifactRecord { chunk_size: 0, ..record };
+            prop_assert_eq!(
+                ArtifactRecord::decode(&zero.encode().unwrap()).unwrap_err().kind(),
+                ErrorKind::Corruption
+            );
+        }
+    }
+}

@@ -249,3 +249,34 @@ pub trait EventLogStore: Send + Sync + std::fmt::Debug {
     /// `Corruption` when an old event cannot be decoded (it is then kept).
     async fn drop_before(&self, before: OffsetDateTime) -> Result<u64>;
 }
+
+#[cfg(test)]
+mod tests {
+    use cairn_core::ErrorKind;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Type patterns are parsed from caller text: any text is a pattern or `InvalidInput`,
+        /// and an accepted pattern matches what it names.
+        #[test]
+        fn type_patterns_parse_or_reject_any_text(text in "[a.*]{0,8}|\\PC{0,24}") {
+            match TypePattern::parse(&text) {
+                Ok(TypePattern::Exact(t)) => {
+                    prop_assert_eq!(&t, &text);
+                    prop_assert!(TypePattern::Exact(t.clone()).matches(&text));
+                }
+                Ok(TypePattern::Prefix(p)) => {
+                    prop_assert_eq!(format!("{p}.*"), text);
+                    let child = format!("{p}.x");
+                    prop_assert!(TypePattern::Prefix(p.clone()).matches(&child));
+                    prop_assert!(!TypePattern::Prefix(p.clone()).matches(&p));
+                }
+                Err(err) => prop_assert_eq!(err.kind(), ErrorKind::InvalidInput),
+            }
+        }
+    }
+}

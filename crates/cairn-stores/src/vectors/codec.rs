@@ -139,4 +139,64 @@ mod tests {
         }
         assert!(StoredVector::decode(&bytes, 4).is_err());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn metadata() -> impl Strategy<Value = Metadata> {
+            prop::collection::btree_map(any::<String>(), any::<i64>(), 0..4).prop_map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::from(v)))
+                    .collect()
+            })
+        }
+
+        fn vector() -> impl Strategy<Value = Vec<f32>> {
+            prop::collection::vec(any::<f32>(), 1..64)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn any_vector_round_trips(vector in vector(), meta in metadata()) {
+                let bytes = encode(&vector, &meta).unwrap();
+                let stored = StoredVector::decode(&bytes, vector.len()).unwrap();
+                let back = stored.components();
+                prop_assert_eq!(back.len(), vector.len());
+                for (x, y) in back.iter().zip(&vector) {
+                    prop_assert_eq!(x.to_bits(), y.to_bits());
+                }
+                prop_assert_eq!(stored.metadata().unwrap(), meta);
+            }
+
+            #[test]
+            fn random_bytes_are_corruption(bytes in prop::collection::vec(any::<u8>(), 0..128), dim in 1usize..32) {
+                let err = StoredVector::decode(&bytes, dim).unwrap_err();
+                prop_assert_eq!(err.kind(), ErrorKind::Corruption);
+            }
+
+            #[test]
+            fn truncated_or_misdimensioned_values_are_corruption(
+                vector in vector(),
+                meta in metadata(),
+                cut in any::<prop::sample::Index>(),
+                other_dim in 1usize..128,
+            ) {
+                let bytes = encode(&vector, &meta).unwrap();
+                let len = cut.index(bytes.len());
+                prop_assert_eq!(
+                    StoredVector::decode(&bytes[..len], vector.len()).unwrap_err().kind(),
+                    ErrorKind::Corruption
+                );
+                prop_assume!(other_dim != vector.len());
+                prop_assert_eq!(
+                    StoredVector::decode(&bytes, other_dim).unwrap_err().kind(),
+                    ErrorKind::Corruption
+                );
+            }
+        }
+    }
 }
