@@ -64,6 +64,7 @@ macro_rules! kv_suite {
             compare_and_swap_semantics,
             concurrent_cas_increments_are_never_lost,
             concurrent_creates_have_exactly_one_winner,
+            concurrent_mixed_writes_match_sequential_model,
             tenants_never_see_each_other,
             clear_only_clears_own_tenant,
             tenant_prefix_is_unambiguous,
