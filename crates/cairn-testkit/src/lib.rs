@@ -19,6 +19,8 @@
 //!
 //! This crate is for tests only: it panics instead of returning errors.
 
+#[cfg(unix)]
+pub mod crash;
 pub mod kv;
 mod model;
 pub mod stores;
