@@ -274,7 +274,11 @@ pub async fn kill_while_writing(
         .await
         .expect("the killed child is reaped")
         .expect("wait for the crash child");
-    assert_eq!(status.signal(), Some(9), "the child must die by SIGKILL: {status}");
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the child must die by SIGKILL: {status}"
+    );
     // Lines still in the pipe were printed, so acknowledged, before the kill.
     let mut late = Vec::new();
     timeout(REAP_TIMEOUT, async {
@@ -400,7 +404,11 @@ async fn recovered_events(backend: &Arc<dyn StorageBackend>) -> BTreeSet<u64> {
                 .as_u64()
                 .unwrap_or_else(|| panic!("record {k} has no seq"));
             assert_eq!(record.event_type, event_type(seq), "record {seq}");
-            assert_eq!(record.correlation_id, Some(correlation(seq)), "record {seq}");
+            assert_eq!(
+                record.correlation_id,
+                Some(correlation(seq)),
+                "record {seq}"
+            );
             assert!(records.insert(seq, record).is_none(), "record {seq} twice");
         } else {
             let target = std::str::from_utf8(&value)
@@ -420,8 +428,14 @@ async fn recovered_events(backend: &Arc<dyn StorageBackend>) -> BTreeSet<u64> {
         .keys()
         .filter(|k| !found_index.contains_key(*k))
         .collect();
-    assert!(missing.is_empty(), "records without index entries: {missing:?}");
-    assert_eq!(found_index, expected_index, "index entries point at their records");
+    assert!(
+        missing.is_empty(),
+        "records without index entries: {missing:?}"
+    );
+    assert_eq!(
+        found_index, expected_index,
+        "index entries point at their records"
+    );
 
     // Through the store: each index answers exactly the records it should.
     let store = GenericEventLogStore::new(backend.clone());
@@ -434,7 +448,11 @@ async fn recovered_events(backend: &Arc<dyn StorageBackend>) -> BTreeSet<u64> {
     };
     let everything = query_seqs(&store, by(None, None)).await;
     assert_eq!(everything, present, "the log lists every record");
-    let prefixed = query_seqs(&store, by(Some(TypePattern::parse("crash.*").unwrap()), None)).await;
+    let prefixed = query_seqs(
+        &store,
+        by(Some(TypePattern::parse("crash.*").unwrap()), None),
+    )
+    .await;
     assert_eq!(prefixed, present, "the prefix index lists every record");
     for kind in 0..3 {
         let t = event_type(kind);
