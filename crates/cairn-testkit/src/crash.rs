@@ -423,14 +423,21 @@ async fn recovered_events(backend: &Arc<dyn StorageBackend>) -> BTreeSet<u64> {
         .keys()
         .filter(|k| !expected_index.contains_key(*k))
         .collect();
-    assert!(dangling.is_empty(), "dangling index entries: {dangling:?}");
+    assert!(
+        dangling.is_empty(),
+        "{} dangling index entries, the first: {:?}",
+        dangling.len(),
+        &dangling[..dangling.len().min(5)]
+    );
     let missing: Vec<_> = expected_index
         .keys()
         .filter(|k| !found_index.contains_key(*k))
         .collect();
     assert!(
         missing.is_empty(),
-        "records without index entries: {missing:?}"
+        "{} index entries missing for present records, the first: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
     );
     assert_eq!(
         found_index, expected_index,
