@@ -33,12 +33,14 @@
 mod config;
 mod encoding;
 mod error;
+mod flusher;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use cairn_core::{
-    BatchOp, Bytes, Check, Error, Key, MAX_BATCH_OPS, MAX_KEY_BYTES, MAX_SCAN_LIMIT,
+    BatchOp, Bytes, Check, Error, ErrorKind, Key, MAX_BATCH_OPS, MAX_KEY_BYTES, MAX_SCAN_LIMIT,
     MAX_VALUE_BYTES, Result, ScanPage, StorageBackend, StorageBackendType, StorageCharacteristics,
     TenantId, WriteBatch, check_batch_len, check_prefix, check_scan_limit, check_value,
 };
@@ -47,6 +49,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 pub use crate::config::{SledConfig, SledMode};
 use crate::encoding::{decode, encode, tenant_prefix, upper_bound};
 use crate::error::{from_join, from_sled};
+use crate::flusher::Flusher;
 
 /// Name of the sled tree holding every tenant's keys.
 const KV_TREE: &str = "cairn_kv";
@@ -60,6 +63,8 @@ const INLINE_BATCH_OPS: usize = 256;
 
 #[derive(Debug)]
 struct Engine {
+    /// Declared first so it stops (and drops its handle on the database) before the rest.
+    flusher: Option<Flusher>,
     db: sled::Db,
     tree: sled::Tree,
     mode: SledMode,
@@ -110,7 +115,13 @@ impl SledBackend {
     async fn after_write(&self) -> Result<()> {
         match self.engine.mode {
             SledMode::Safe => self.flush().await,
-            SledMode::Balanced | SledMode::Fast => Ok(()),
+            SledMode::Balanced | SledMode::Fast => match &self.engine.flusher {
+                Some(flusher) if flusher.failed() => Err(Error::new(
+                    ErrorKind::Backend,
+                    "the background flush failed; writes are no longer made durable",
+                )),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -177,7 +188,16 @@ fn open_engine(config: &SledConfig) -> Result<Engine> {
         .open()
         .map_err(|e| from_sled(e).with_context("path", config.path.display()))?;
     let tree = db.open_tree(KV_TREE).map_err(from_sled)?;
+    let flusher = match config.mode.flush_interval_ms() {
+        Some(ms) => Some(
+            Flusher::start(db.clone(), Duration::from_millis(ms)).map_err(|e| {
+                Error::new(ErrorKind::Backend, "cannot start the flush thread").with_source(e)
+            })?,
+        ),
+        None => None,
+    };
     Ok(Engine {
+        flusher,
         db,
         tree,
         mode: config.mode,

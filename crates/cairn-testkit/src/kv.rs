@@ -570,3 +570,230 @@ pub async fn max_length_key_and_hostile_text_round_trip(b: Arc<dyn StorageBacken
 pub async fn random_operations_match_btreemap_model(b: Arc<dyn StorageBackend>) {
     crate::model::check_against_model(b).await;
 }
+
+/// Hot keys of [`concurrent_mixed_writes_match_sequential_model`]: two counters, and the
+/// group of keys each counter's batches rewrite.
+const HOT_COUNTERS: u64 = 2;
+const GROUP_MEMBERS: u64 = 3;
+
+/// Attempts one increment may take before the case gives up (it never should: every round
+/// of a race has a winner).
+const MAX_ATTEMPTS: u32 = 10_000;
+
+fn counter_key(c: u64) -> Key {
+    key(&format!("hot/counter/{c}"))
+}
+
+fn member_key(group: &str, m: u64) -> Key {
+    key(&format!("hot/{group}/{m}"))
+}
+
+fn be_u64(value: &[u8]) -> u64 {
+    u64::from_be_bytes(value.try_into().expect("an 8-byte counter"))
+}
+
+/// What the writer tasks saw: `(counter, new value)` of every increment made by
+/// `compare_and_swap`, `(counter, new value, group stamp)` of every one made by a checked
+/// `write_batch`, the tags `set_batch` wrote, and how many attempts lost a race.
+#[derive(Default)]
+struct MixedOutcome {
+    increments: Vec<(u64, u64)>,
+    batch_increments: Vec<(u64, u64, Bytes)>,
+    shared_tags: Vec<Bytes>,
+    conflicts: u64,
+}
+
+/// One try at incrementing counter `c`: by `compare_and_swap`, or (`batch`) by a
+/// `write_batch` that checks the counter and rewrites the counter's group with a stamp.
+/// `Ok(false)` when a concurrent writer won the race; then nothing changed.
+async fn try_increment(
+    b: &Arc<dyn StorageBackend>,
+    c: u64,
+    batch: Option<&str>,
+    out: &mut MixedOutcome,
+) -> bool {
+    let counter = counter_key(c);
+    let current = b.get(&counter).await.unwrap().expect("counter exists");
+    let next = be_u64(&current) + 1;
+    let new = Bytes::from(next.to_be_bytes().to_vec());
+    // Let other tasks run between the read and the write, so races really happen.
+    tokio::task::yield_now().await;
+    let result = match batch {
+        None => b
+            .compare_and_swap(&counter, Some(current), Some(new))
+            .await
+            .map(|()| out.increments.push((c, next))),
+        Some(tag) => {
+            let stamp = Bytes::from(format!("{next} {tag}"));
+            let mut write = WriteBatch::new()
+                .check(counter.clone(), Some(current))
+                .put(counter, new);
+            for m in 0..GROUP_MEMBERS {
+                write = write.put(member_key(&format!("group{c}"), m), stamp.clone());
+            }
+            let written = b.write_batch(write).await;
+            written.map(|()| out.batch_increments.push((c, next, stamp)))
+        }
+    };
+    match result {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::Conflict => {
+            out.conflicts += 1;
+            false
+        }
+        Err(e) => panic!("increment of counter {c}: unexpected error: {e}"),
+    }
+}
+
+/// One operation of the mixed workload, chosen by `task` and `round`: an increment by
+/// `compare_and_swap` or by a checked `write_batch` (each retried until it wins), or an
+/// unconditional `set_batch` of the shared group.
+async fn mixed_operation(
+    b: &Arc<dyn StorageBackend>,
+    task: u64,
+    round: u64,
+    out: &mut MixedOutcome,
+) {
+    let c = (task + round) % HOT_COUNTERS;
+    let tag = format!("task {task} round {round}");
+    let batch = match (task + round) % 3 {
+        0 => None,
+        1 => Some(tag.as_str()),
+        _ => {
+            let entries = (0..GROUP_MEMBERS)
+                .map(|m| (member_key("shared", m), Bytes::from(tag.clone())))
+                .collect();
+            b.set_batch(entries).await.unwrap();
+            out.shared_tags.push(Bytes::from(tag));
+            return;
+        }
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        if try_increment(b, c, batch, out).await {
+            return;
+        }
+    }
+    panic!("task {task} round {round}: no increment won in {MAX_ATTEMPTS} attempts");
+}
+
+/// Concurrency: 64 tasks hammer two counters and their key groups with `compare_and_swap`
+/// increments and checked `write_batch` increments that rewrite the counter's group (both
+/// retried on `Conflict`), and with `set_batch` rewrites of one shared group. The end state
+/// equals a sequential run of the same operations: each counter equals the number of
+/// increments aimed at it and every value was won by exactly one increment; each group holds
+/// the stamp of its counter's last batch increment, all members alike; the shared group holds
+/// one `set_batch`'s tag in every member.
+pub async fn concurrent_mixed_writes_match_sequential_model(b: Arc<dyn StorageBackend>) {
+    const TASKS: u64 = 64;
+    const ROUNDS: u64 = 9;
+    for c in 0..HOT_COUNTERS {
+        b.set(&counter_key(c), Bytes::from(0u64.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let b = b.clone();
+            tokio::spawn(async move {
+                let mut out = MixedOutcome::default();
+                for round in 0..ROUNDS {
+                    mixed_operation(&b, task, round, &mut out).await;
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = MixedOutcome::default();
+    for task in futures::future::join_all(tasks).await {
+        let out = task.unwrap();
+        all.increments.extend(out.increments);
+        all.batch_increments.extend(out.batch_increments);
+        all.shared_tags.extend(out.shared_tags);
+        all.conflicts += out.conflicts;
+    }
+    println!(
+        "mixed writes on {:?}: {} cas increments, {} batch increments, {} set_batch, {} lost races",
+        b.backend_type(),
+        all.increments.len(),
+        all.batch_increments.len(),
+        all.shared_tags.len(),
+        all.conflicts
+    );
+    assert!(all.conflicts > 0, "the tasks must really race");
+
+    // The sequential model: replay the same operations one after another.
+    let mut model_counters = [0u64; HOT_COUNTERS as usize];
+    let mut model_batched = [false; HOT_COUNTERS as usize];
+    for round in 0..ROUNDS {
+        for task in 0..TASKS {
+            let c = (task + round) % HOT_COUNTERS;
+            match (task + round) % 3 {
+                0 => model_counters[c as usize] += 1,
+                1 => {
+                    model_counters[c as usize] += 1;
+                    model_batched[c as usize] = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    for c in 0..HOT_COUNTERS {
+        let n = model_counters[c as usize];
+        let end = b.get(&counter_key(c)).await.unwrap().expect("counter");
+        assert_eq!(
+            be_u64(&end),
+            n,
+            "counter {c} equals the increments aimed at it"
+        );
+        let mut won: Vec<u64> = all
+            .increments
+            .iter()
+            .copied()
+            .chain(
+                all.batch_increments
+                    .iter()
+                    .map(|(counter, v, _)| (*counter, *v)),
+            )
+            .filter(|&(counter, _)| counter == c)
+            .map(|(_, v)| v)
+            .collect();
+        won.sort_unstable();
+        assert_eq!(
+            won,
+            (1..=n).collect::<Vec<_>>(),
+            "counter {c}: each value won once"
+        );
+        // Batch increments of one counter are ordered by the value they wrote, so the group
+        // holds the stamp of the highest one.
+        let last_stamp = all
+            .batch_increments
+            .iter()
+            .filter(|(counter, _, _)| *counter == c)
+            .max_by_key(|(_, v, _)| *v)
+            .map(|(_, _, stamp)| stamp.clone());
+        assert_eq!(last_stamp.is_some(), model_batched[c as usize]);
+        let members: Vec<Key> = (0..GROUP_MEMBERS)
+            .map(|m| member_key(&format!("group{c}"), m))
+            .collect();
+        let group = b.get_batch(&members).await.unwrap();
+        assert!(
+            group.iter().all(|v| *v == last_stamp),
+            "group {c}: {group:?}, last batch stamp {last_stamp:?}"
+        );
+    }
+    let shared: Vec<Key> = (0..GROUP_MEMBERS)
+        .map(|m| member_key("shared", m))
+        .collect();
+    let shared = b.get_batch(&shared).await.unwrap();
+    let first = shared[0].clone().expect("shared group written");
+    assert!(
+        shared.iter().all(|v| v.as_ref() == Some(&first)),
+        "set_batch is atomic: {shared:?}"
+    );
+    assert!(all.shared_tags.contains(&first), "{first:?} was written");
+    let expected_keys = HOT_COUNTERS * (1 + GROUP_MEMBERS) + GROUP_MEMBERS;
+    assert_eq!(
+        b.list_keys("hot/").await.unwrap().len() as u64,
+        expected_keys
+    );
+}

@@ -19,6 +19,8 @@
 //!
 //! This crate is for tests only: it panics instead of returning errors.
 
+#[cfg(unix)]
+pub mod crash;
 pub mod faulty;
 pub mod hostile;
 pub mod kv;
@@ -138,6 +140,7 @@ macro_rules! kv_suite {
             compare_and_swap_semantics,
             concurrent_cas_increments_are_never_lost,
             concurrent_creates_have_exactly_one_winner,
+            concurrent_mixed_writes_match_sequential_model,
             tenants_never_see_each_other,
             clear_only_clears_own_tenant,
             tenant_prefix_is_unambiguous,
