@@ -56,7 +56,9 @@ mod error;
 pub mod migrate;
 mod pool;
 mod sql;
+mod stores;
 
 pub use backend::{MAX_STATEMENT_PAYLOAD_BYTES, PostgresBackend};
 pub use config::PostgresConfig;
 pub use migrate::{MigrationReport, MigrationState, MigrationStatus, migrate_up, migration_status};
+pub use stores::{PostgresEventLogStore, PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH};
