@@ -123,10 +123,12 @@ CREATE TABLE events_default PARTITION OF events DEFAULT;
 -- timestamptz, builds the name and bounds itself and quotes both.
 --
 -- Concurrency: a transaction-level advisory lock serialises creators and the existence check
--- is repeated under it, so concurrent appenders create a partition once. If the DEFAULT
--- partition already holds rows of that month (events appended for it before the partition
--- existed), PostgreSQL refuses the new partition (check_violation): the month then stays in
--- the DEFAULT partition, where it is still found, and the function returns false.
+-- is repeated under it, so concurrent appenders create a partition once (one that still
+-- finds it missing, its catalog snapshot predating the other's commit, gets duplicate_table
+-- and returns false). If the DEFAULT partition already holds rows of that month (events
+-- appended for it before the partition existed), PostgreSQL refuses the new partition
+-- (check_violation): the month then stays in the DEFAULT partition, where it is still found,
+-- and the function returns false.
 DO $do$
 BEGIN
     EXECUTE format($fn$
@@ -156,8 +158,13 @@ BEGIN
                     qualified, %1$L,
                     month_start AT TIME ZONE 'UTC',
                     (month_start + interval '1 month') AT TIME ZONE 'UTC');
-            EXCEPTION WHEN check_violation THEN
-                RETURN false;
+            EXCEPTION
+                WHEN check_violation THEN
+                    RETURN false;
+                -- Created by a transaction that committed after this one's catalog snapshot
+                -- was taken: it exists, which is all that was asked.
+                WHEN duplicate_table OR unique_violation THEN
+                    RETURN false;
             END;
             -- No policies and no grants on the partition itself: reading or writing it
             -- directly is refused; data flows through `events` and its policies.
