@@ -235,7 +235,10 @@ async fn back_dated_and_future_events_land_in_the_default_partition() {
         to: Some(datetime!(2002-01-01 0:00 UTC)),
         ..EventQuery::default()
     };
-    assert_eq!(store.query(&in_2001).await.unwrap(), [old.clone()]);
+    assert_eq!(
+        store.query(&in_2001).await.unwrap(),
+        std::slice::from_ref(&old)
+    );
     let audits = EventQuery {
         event_type: Some(TypePattern::parse("audit.*").unwrap()),
         ..EventQuery::default()
