@@ -17,6 +17,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::config::PostgresConfig;
 use crate::conn::Conn;
+use crate::stores::EnsuredMonths;
 use crate::{error, migrate, pool, sql};
 
 /// Most key and value bytes one statement may carry. PostgreSQL refuses a protocol message or
@@ -39,6 +40,8 @@ pub struct PostgresBackend {
 struct Shared {
     pool: Pool,
     config: PostgresConfig,
+    /// Months whose event partitions this process has made sure exist.
+    event_partitions: EnsuredMonths,
 }
 
 impl PostgresBackend {
@@ -74,13 +77,32 @@ impl PostgresBackend {
         // row-level security fails here rather than on the first operation.
         drop(Conn::checkout(&pool, "connect").await?);
         Ok(PostgresBackend {
-            shared: Arc::new(Shared { pool, config }),
+            shared: Arc::new(Shared {
+                pool,
+                config,
+                event_partitions: EnsuredMonths::default(),
+            }),
             tenant: TenantId::default_tenant(),
         })
     }
 
-    async fn conn(&self, operation: &'static str) -> Result<Conn> {
+    /// This backend on `tenant`, sharing the pool: what [`StorageBackend::tenant`] returns,
+    /// as the concrete type the native stores are built on.
+    pub fn scoped(&self, tenant: &TenantId) -> PostgresBackend {
+        PostgresBackend {
+            shared: Arc::clone(&self.shared),
+            tenant: tenant.clone(),
+        }
+    }
+
+    /// A pooled connection for one operation (the native stores use it too).
+    pub(crate) async fn conn(&self, operation: &'static str) -> Result<Conn> {
         Conn::checkout(&self.shared.pool, operation).await
+    }
+
+    /// The months whose event partitions exist, as far as this process knows.
+    pub(crate) fn event_partitions(&self) -> &EnsuredMonths {
+        &self.shared.event_partitions
     }
 
     fn tenant_str(&self) -> &str {
@@ -457,10 +479,7 @@ impl StorageBackend for PostgresBackend {
     }
 
     fn tenant(&self, tenant: &TenantId) -> Arc<dyn StorageBackend> {
-        Arc::new(PostgresBackend {
-            shared: Arc::clone(&self.shared),
-            tenant: tenant.clone(),
-        })
+        Arc::new(self.scoped(tenant))
     }
 
     fn tenant_id(&self) -> &TenantId {

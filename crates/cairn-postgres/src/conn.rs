@@ -62,11 +62,9 @@ impl Conn {
 
     /// The prepared statement for `sql`, from the connection's cache (every data statement is
     /// prepared when the connection is created, so this does not touch the network).
-    pub(crate) async fn statement(
-        &self,
-        sql: &'static str,
-        operation: &'static str,
-    ) -> Result<Statement> {
+    /// Statements of the native stores that depend on a table or a query's shape are prepared
+    /// on first use and then cached the same way.
+    pub(crate) async fn statement(&self, sql: &str, operation: &'static str) -> Result<Statement> {
         self.object()
             .prepare_cached(sql)
             .await

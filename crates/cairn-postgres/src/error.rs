@@ -117,6 +117,11 @@ fn classify_sqlstate(code: &str) -> Class {
             ErrorKind::Conflict,
             "unique violation: the key was written concurrently",
         ),
+        // Only the native stores' tables have foreign keys: vectors reference their collection.
+        "23503" => class(
+            ErrorKind::NotFound,
+            "the referenced record does not exist (deleted concurrently)",
+        ),
         "42501" => class(
             ErrorKind::PermissionDenied,
             "PostgreSQL refused the operation (missing privilege or row-level security policy)",
@@ -170,6 +175,7 @@ mod tests {
             ("40001", ErrorKind::Conflict, true),
             ("40P01", ErrorKind::Conflict, true),
             ("23505", ErrorKind::Conflict, false),
+            ("23503", ErrorKind::NotFound, false),
             ("42501", ErrorKind::PermissionDenied, false),
             ("57014", ErrorKind::Timeout, true),
             ("57P01", ErrorKind::Unavailable, true),

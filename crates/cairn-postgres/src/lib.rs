@@ -6,6 +6,11 @@
 //! the database itself with row-level security; [`migrate`] holds the embedded migration runner
 //! that `auto_migrate` and `cargo xtask migrate` use.
 //!
+//! [`PostgresVectorStore`] and [`PostgresEventLogStore`] are native implementations of the
+//! `cairn-stores` traits `VectorStore` (pgvector tables with HNSW indexes) and `EventLogStore`
+//! (a monthly-partitioned table) on tables of their own, built on a [`PostgresBackend`]
+//! (see [`PostgresBackend::scoped`]) and sharing its pool, role and per-transaction tenant.
+//!
 //! # How it works
 //! - Data flows as a non-superuser role (`app_role`, default `cairn_app`) that cannot bypass
 //!   row-level security: every pooled connection runs `SET ROLE` and checks this before its
@@ -56,7 +61,9 @@ mod error;
 pub mod migrate;
 mod pool;
 mod sql;
+mod stores;
 
 pub use backend::{MAX_STATEMENT_PAYLOAD_BYTES, PostgresBackend};
 pub use config::PostgresConfig;
 pub use migrate::{MigrationReport, MigrationState, MigrationStatus, migrate_up, migration_status};
+pub use stores::{PostgresEventLogStore, PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH};

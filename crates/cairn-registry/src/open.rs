@@ -21,30 +21,32 @@ pub fn compiled_backends() -> Vec<&'static str> {
     names
 }
 
+/// The backends some component uses, each opened once.
+#[derive(Debug, Default)]
+pub(crate) struct Opened {
+    /// Every opened backend, as the key-value contract.
+    pub(crate) backends: BTreeMap<BackendChoice, Arc<dyn StorageBackend>>,
+    /// The PostgreSQL backend as its own type, when opened: the native stores are built on it.
+    #[cfg(feature = "postgres")]
+    pub(crate) postgres: Option<cairn_postgres::PostgresBackend>,
+}
+
 /// Opens every backend some component of `config` uses, once each.
-pub(crate) async fn open_used(
-    config: &StorageConfig,
-) -> Result<BTreeMap<BackendChoice, Arc<dyn StorageBackend>>> {
+pub(crate) async fn open_used(config: &StorageConfig) -> Result<Opened> {
     let used: BTreeSet<BackendChoice> = Component::ALL
         .iter()
         .map(|c| config.backend_of(*c))
         .collect();
-    let mut open = BTreeMap::new();
+    let mut opened = Opened::default();
     for choice in used {
-        open.insert(choice, open_one(choice, config).await?);
+        let backend: Arc<dyn StorageBackend> = match choice {
+            BackendChoice::Memory => Arc::new(MemoryBackend::new()),
+            BackendChoice::Sled => open_sled(config).await?,
+            BackendChoice::Postgres => open_postgres(config, &mut opened).await?,
+        };
+        opened.backends.insert(choice, backend);
     }
-    Ok(open)
-}
-
-async fn open_one(
-    choice: BackendChoice,
-    config: &StorageConfig,
-) -> Result<Arc<dyn StorageBackend>> {
-    match choice {
-        BackendChoice::Memory => Ok(Arc::new(MemoryBackend::new())),
-        BackendChoice::Sled => open_sled(config).await,
-        BackendChoice::Postgres => open_postgres(config).await,
-    }
+    Ok(opened)
 }
 
 #[cfg(feature = "sled")]
@@ -64,7 +66,10 @@ async fn open_sled(_: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(config: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
+async fn open_postgres(
+    config: &StorageConfig,
+    opened: &mut Opened,
+) -> Result<Arc<dyn StorageBackend>> {
     let postgres: cairn_postgres::PostgresConfig = config.postgres.clone().parse("postgres")?;
     if postgres.url.trim().is_empty() {
         return Err(Error::new(
@@ -73,13 +78,13 @@ async fn open_postgres(config: &StorageConfig) -> Result<Arc<dyn StorageBackend>
              configuration file or with CAIRN_STORAGE__POSTGRES__URL",
         ));
     }
-    Ok(Arc::new(
-        cairn_postgres::PostgresBackend::connect(postgres).await?,
-    ))
+    let backend = cairn_postgres::PostgresBackend::connect(postgres).await?;
+    opened.postgres = Some(backend.clone());
+    Ok(Arc::new(backend))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(_: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
+async fn open_postgres(_: &StorageConfig, _: &mut Opened) -> Result<Arc<dyn StorageBackend>> {
     Err(not_compiled(BackendChoice::Postgres))
 }
 

@@ -22,6 +22,9 @@ use crate::open::open_used;
 #[derive(Debug, Clone)]
 pub struct Storage {
     backends: BTreeMap<Component, (BackendChoice, Arc<dyn StorageBackend>)>,
+    /// The PostgreSQL backend when some component uses it: the native stores need it.
+    #[cfg(feature = "postgres")]
+    postgres: Option<cairn_postgres::PostgresBackend>,
 }
 
 impl Storage {
@@ -31,15 +34,19 @@ impl Storage {
     /// `Config` when a backend's feature is off or its settings are invalid (for example a
     /// missing PostgreSQL URL); the backend's own errors when it cannot be opened.
     pub async fn open(config: &StorageConfig) -> Result<Storage> {
-        let open = open_used(config).await?;
+        let opened = open_used(config).await?;
         let backends = Component::ALL
             .iter()
             .map(|c| {
                 let choice = config.backend_of(*c);
-                (*c, (choice, open[&choice].clone()))
+                (*c, (choice, opened.backends[&choice].clone()))
             })
             .collect();
-        Ok(Storage { backends })
+        Ok(Storage {
+            backends,
+            #[cfg(feature = "postgres")]
+            postgres: opened.postgres,
+        })
     }
 
     /// Which backend `component` is on.
@@ -57,20 +64,28 @@ impl Storage {
         let backends = self
             .backends
             .iter()
-            .map(|(c, (_, backend))| (*c, backend.tenant(tenant)))
+            .map(|(c, (choice, backend))| (*c, (*choice, backend.tenant(tenant))))
             .collect();
         TenantStorage {
             tenant: tenant.clone(),
             backends,
+            #[cfg(feature = "postgres")]
+            postgres: self.postgres.as_ref().map(|pg| pg.scoped(tenant)),
         }
     }
 }
 
 /// One tenant's component stores.
+///
+/// A component on PostgreSQL gets the native store where `cairn-postgres` has one (vectors,
+/// event log); every other component gets the generic store over its key-value backend.
 #[derive(Debug, Clone)]
 pub struct TenantStorage {
     tenant: TenantId,
-    backends: BTreeMap<Component, Arc<dyn StorageBackend>>,
+    backends: BTreeMap<Component, (BackendChoice, Arc<dyn StorageBackend>)>,
+    /// The PostgreSQL backend on this tenant, when some component uses it.
+    #[cfg(feature = "postgres")]
+    postgres: Option<cairn_postgres::PostgresBackend>,
 }
 
 impl TenantStorage {
@@ -81,11 +96,25 @@ impl TenantStorage {
 
     /// The key-value backend `component` is stored in, scoped to this tenant.
     pub fn backend(&self, component: Component) -> Arc<dyn StorageBackend> {
-        self.backends[&component].clone()
+        self.backends[&component].1.clone()
     }
 
-    /// Vector embeddings ([`Component::VectorEmbeddings`]).
+    /// The PostgreSQL backend on this tenant when `component` is stored there.
+    #[cfg(feature = "postgres")]
+    fn postgres_for(&self, component: Component) -> Option<&cairn_postgres::PostgresBackend> {
+        match self.backends[&component].0 {
+            BackendChoice::Postgres => self.postgres.as_ref(),
+            BackendChoice::Memory | BackendChoice::Sled => None,
+        }
+    }
+
+    /// Vector embeddings ([`Component::VectorEmbeddings`]): on PostgreSQL the native
+    /// [`cairn_postgres::PostgresVectorStore`] (pgvector, HNSW), elsewhere the generic store.
     pub fn vectors(&self) -> Arc<dyn VectorStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::VectorEmbeddings) {
+            return Arc::new(cairn_postgres::PostgresVectorStore::new(pg));
+        }
         Arc::new(GenericVectorStore::new(
             self.backend(Component::VectorEmbeddings),
         ))
@@ -138,8 +167,14 @@ impl TenantStorage {
         ))
     }
 
-    /// The event log ([`Component::EventLog`]).
+    /// The event log ([`Component::EventLog`]): on PostgreSQL the native
+    /// [`cairn_postgres::PostgresEventLogStore`] (partitioned table), elsewhere the generic
+    /// store.
     pub fn events(&self) -> Arc<dyn EventLogStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::EventLog) {
+            return Arc::new(cairn_postgres::PostgresEventLogStore::new(pg));
+        }
         Arc::new(GenericEventLogStore::new(self.backend(Component::EventLog)))
     }
 

@@ -29,6 +29,9 @@ pub const MAX_DIMENSION: usize = 16_000;
 /// Largest `k` a search may ask for.
 pub const MAX_K: usize = 10_000;
 
+/// Largest [`SearchRequest::ef_search`] accepted (pgvector's limit for `hnsw.ef_search`).
+pub const MAX_EF_SEARCH: usize = 1_000;
+
 /// Free-form metadata attached to a vector: a JSON object.
 pub type Metadata = Map<String, Value>;
 
@@ -84,6 +87,11 @@ pub struct SearchRequest {
     /// dot score, or with a larger L2 distance, are left out.
     #[serde(default)]
     pub min_score: Option<f32>,
+    /// How many candidates an approximate index explores (HNSW `ef_search`): higher is more
+    /// accurate and slower. `None` leaves the store's default. Stores that search exactly (the
+    /// generic store, PostgreSQL collections without an index) ignore it.
+    #[serde(default)]
+    pub ef_search: Option<usize>,
 }
 
 impl SearchRequest {
@@ -94,6 +102,7 @@ impl SearchRequest {
             k,
             filter: Metadata::new(),
             min_score: None,
+            ef_search: None,
         }
     }
 
@@ -101,14 +110,21 @@ impl SearchRequest {
     ///
     /// # Errors
     /// `InvalidInput` when `k` is outside 1 to [`MAX_K`], the query vector is not a valid
-    /// vector of the collection (see [`check_vector`]), or `min_score` is NaN, infinite or,
-    /// for L2, negative.
+    /// vector of the collection (see [`check_vector`]), `min_score` is NaN, infinite or, for
+    /// L2, negative, or `ef_search` is outside 1 to [`MAX_EF_SEARCH`].
     pub fn validate(&self, collection: &CollectionInfo) -> Result<()> {
         if self.k == 0 || self.k > MAX_K {
             return Err(Error::invalid_input(format!(
                 "k must be 1 to {MAX_K}, got {}",
                 self.k
             )));
+        }
+        if let Some(ef) = self.ef_search {
+            if ef == 0 || ef > MAX_EF_SEARCH {
+                return Err(Error::invalid_input(format!(
+                    "ef_search must be 1 to {MAX_EF_SEARCH}, got {ef}"
+                )));
+            }
         }
         check_vector(&self.vector, collection.dimension, collection.metric)?;
         match self.min_score {

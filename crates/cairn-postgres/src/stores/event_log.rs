@@ -1,0 +1,449 @@
+//! [`PostgresEventLogStore`]: [`EventLogStore`] on the monthly-partitioned `events` table.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use cairn_core::{Error, Result, StorageBackend, check_batch_len, check_scan_limit};
+use cairn_stores::codec::check_id;
+use cairn_stores::event_log::{
+    Event, EventLogStore, EventQuery, EventRecord, TypePattern, check_event_type,
+};
+use serde_json::Value;
+use time::{Duration, Month, OffsetDateTime, UtcOffset};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::backend::PostgresBackend;
+use crate::error;
+
+/// An [`EventLogStore`] on PostgreSQL, scoped to the tenant of the [`PostgresBackend`] it was
+/// built on.
+///
+/// # Storage
+/// One table, `events`, `PARTITION BY RANGE (at)`: a partition `events_yYYYYmMM` per month
+/// (UTC) and a DEFAULT partition for every month without one, so an event of any time (years 0
+/// to 9999) is accepted. Times keep their nanoseconds: `at` holds the time rounded down to the
+/// microsecond, `at_ns` the rest; events order by `(at, at_ns, id)`.
+///
+/// # Partitions
+/// An append makes sure the partitions of the current and the next month exist (through the
+/// `SECURITY DEFINER` function `cairn_ensure_event_partition`, in a short transaction of its
+/// own), once per month and process; the backend remembers which months it has seen. Other
+/// months (back-dated or far-future events) go to the DEFAULT partition.
+///
+/// # Queries
+/// One statement per query, built from fixed fragments for the filters present: equality on
+/// `event_type` or, for `prefix.*`, the range `event_type >= 'prefix.' AND event_type <
+/// 'prefix/'` (`COLLATE "C"`: `/` follows `.`), equality on `correlation_id`, the time range
+/// and the cursor as row comparisons on `(at, at_ns, id)`, each with a plain bound on `at` as
+/// well so the planner prunes partitions. Indexes: `(tenant_id, at, at_ns, id)` (primary
+/// key), `(tenant_id, event_type, at, at_ns, id)`, `(tenant_id, correlation_id, at, at_ns,
+/// id)`.
+///
+/// # Retention
+/// [`EventLogStore::drop_before`] deletes this tenant's rows before the time; partitions are
+/// never dropped, since other tenants' rows share them (dropping partitions that no tenant
+/// uses any more is a follow-up).
+#[derive(Clone)]
+pub struct PostgresEventLogStore {
+    backend: PostgresBackend,
+}
+
+impl fmt::Debug for PostgresEventLogStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresEventLogStore")
+            .field("tenant", self.backend.tenant_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Months (as `year * 12 + month index`) whose partition this process has made sure exists.
+#[derive(Debug, Default)]
+pub(crate) struct EnsuredMonths(Mutex<HashSet<i32>>);
+
+impl EnsuredMonths {
+    fn contains(&self, month: i32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&month)
+    }
+
+    fn insert(&self, month: i32) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(month);
+    }
+}
+
+/// Every statement of the event log. Values always travel as parameters; [`QuerySql`]
+/// assembles a query from the fixed fragments below and numbers its parameters.
+///
+/// `$1` is always the tenant id.
+mod sql {
+    /// Makes sure the partitions of two months exist: `$1`, `$2` a time in each month.
+    pub(super) const ENSURE_PARTITIONS: &str =
+        "SELECT cairn_ensure_event_partition($1), cairn_ensure_event_partition($2)";
+
+    /// `$2` times (rounded down to the microsecond), `$3` their nanoseconds, `$4` ids, `$5`
+    /// types, `$6` correlation ids (nullable), `$7` payloads, all in the same order.
+    pub(super) const APPEND: &str = "\
+INSERT INTO events (tenant_id, at, at_ns, id, event_type, correlation_id, payload)
+SELECT $1, e.at, e.at_ns, e.id, e.event_type, e.correlation_id, e.payload
+FROM unnest($2::timestamptz[], $3::int2[], $4::uuid[], $5::text[], $6::text[], $7::jsonb[])
+    AS e(at, at_ns, id, event_type, correlation_id, payload)";
+
+    /// `$2` the bound rounded down to the microsecond, `$3` its nanoseconds.
+    pub(super) const DROP_BEFORE: &str = "\
+DELETE FROM events WHERE tenant_id = $1 AND at <= $2 AND (at, at_ns) < ($2, $3)";
+
+    /// The start of every query.
+    pub(super) const SELECT: &str = "\
+SELECT id, at, at_ns, event_type, correlation_id, payload FROM events WHERE tenant_id = $1";
+
+    /// `{0}` the type.
+    pub(super) const TYPE_EXACT: &str = " AND event_type = {0}";
+    /// `{0}` `prefix.`, `{1}` `prefix/`.
+    pub(super) const TYPE_PREFIX: &str = " AND event_type >= {0} AND event_type < {1}";
+    /// `{0}` the correlation id.
+    pub(super) const CORRELATION: &str = " AND correlation_id = {0}";
+    /// `{0}` time, `{1}` nanoseconds: inclusive lower bound.
+    pub(super) const FROM: &str = " AND at >= {0} AND (at, at_ns) >= ({0}, {1})";
+    /// `{0}` time, `{1}` nanoseconds: exclusive upper bound.
+    pub(super) const TO: &str = " AND at <= {0} AND (at, at_ns) < ({0}, {1})";
+    /// `{0}` time, `{1}` nanoseconds, `{2}` id of the cursor.
+    pub(super) const AFTER: &str = " AND at >= {0} AND (at, at_ns, id) > ({0}, {1}, {2})";
+    /// `{0}` the limit.
+    pub(super) const ORDER_LIMIT: &str = " ORDER BY at, at_ns, id LIMIT {0}";
+}
+
+/// A query statement and its parameters, assembled from [`sql`] fragments.
+struct QuerySql {
+    text: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl QuerySql {
+    fn new(tenant: &str) -> QuerySql {
+        QuerySql {
+            text: sql::SELECT.to_owned(),
+            params: vec![Box::new(tenant.to_owned())],
+        }
+    }
+
+    /// Appends `fragment` with `{i}` replaced by the placeholder of `values[i]`.
+    fn push(&mut self, fragment: &str, values: Vec<Box<dyn ToSql + Sync + Send>>) {
+        let mut text = fragment.to_owned();
+        for (i, value) in values.into_iter().enumerate() {
+            self.params.push(value);
+            text = text.replace(&format!("{{{i}}}"), &format!("${}", self.params.len()));
+        }
+        self.text.push_str(&text);
+    }
+
+    fn for_query(tenant: &str, query: &EventQuery) -> QuerySql {
+        let mut sql = QuerySql::new(tenant);
+        match &query.event_type {
+            Some(TypePattern::Exact(t)) => sql.push(sql::TYPE_EXACT, vec![Box::new(t.clone())]),
+            Some(TypePattern::Prefix(p)) => sql.push(
+                sql::TYPE_PREFIX,
+                vec![Box::new(format!("{p}.")), Box::new(format!("{p}/"))],
+            ),
+            None => {}
+        }
+        if let Some(correlation) = &query.correlation_id {
+            sql.push(sql::CORRELATION, vec![Box::new(correlation.clone())]);
+        }
+        if let Some(from) = query.from {
+            let (at, ns) = split(from);
+            sql.push(sql::FROM, vec![Box::new(at), Box::new(ns)]);
+        }
+        if let Some(to) = query.to {
+            let (at, ns) = split(to);
+            sql.push(sql::TO, vec![Box::new(at), Box::new(ns)]);
+        }
+        if let Some(after) = query.after {
+            let (at, ns) = split(after.at);
+            sql.push(
+                sql::AFTER,
+                vec![Box::new(at), Box::new(ns), Box::new(after.id)],
+            );
+        }
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        sql.push(sql::ORDER_LIMIT, vec![Box::new(limit)]);
+        sql
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// `at` in UTC split into the time rounded down to the microsecond (what `timestamptz` holds)
+/// and the remaining nanoseconds.
+fn split(at: OffsetDateTime) -> (OffsetDateTime, i16) {
+    let at = at.to_offset(UtcOffset::UTC);
+    let ns = at.nanosecond() % 1_000;
+    // `ns` < 1000 fits i16; subtracting it keeps the time within the valid range.
+    (at - Duration::nanoseconds(i64::from(ns)), ns as i16)
+}
+
+/// The inverse of [`split`].
+fn join(at: OffsetDateTime, ns: i16) -> Result<OffsetDateTime> {
+    if !(0..1_000).contains(&ns) {
+        return Err(
+            Error::corruption("stored event has an out-of-range at_ns").with_context("at_ns", ns)
+        );
+    }
+    Ok(at.to_offset(UtcOffset::UTC) + Duration::nanoseconds(i64::from(ns)))
+}
+
+/// A month as `year * 12 + month index` (0-based), the key of [`EnsuredMonths`].
+fn month_key(at: OffsetDateTime) -> i32 {
+    at.year() * 12 + i32::from(u8::from(at.month())) - 1
+}
+
+/// The first instant of the month after `at`'s (UTC).
+fn next_month(at: OffsetDateTime) -> OffsetDateTime {
+    let (year, month) = match at.month() {
+        Month::December => (at.year() + 1, Month::January),
+        month => (at.year(), month.next()),
+    };
+    time::Date::from_calendar_date(year, month, 1)
+        .map(|date| date.midnight().assume_utc())
+        .unwrap_or(at)
+}
+
+/// Checks an event and turns it into the record to store.
+fn prepare(event: Event) -> Result<EventRecord> {
+    check_event_type(&event.event_type)?;
+    if let Some(correlation) = &event.correlation_id {
+        check_id("correlation id", correlation)?;
+    }
+    let at = event
+        .at
+        .map_or_else(OffsetDateTime::now_utc, |t| t.to_offset(UtcOffset::UTC));
+    if !(0..=9999).contains(&at.year()) {
+        return Err(Error::invalid_input(format!(
+            "event time {at} lies outside years 0 to 9999"
+        )));
+    }
+    Ok(EventRecord {
+        id: Uuid::now_v7(),
+        event_type: event.event_type,
+        payload: event.payload,
+        correlation_id: event.correlation_id,
+        at,
+    })
+}
+
+fn record_from(row: &Row) -> Result<EventRecord> {
+    const OP: &str = "event_query";
+    let map = |err| error::from_pg(OP, err);
+    Ok(EventRecord {
+        id: row.try_get(0).map_err(map)?,
+        at: join(row.try_get(1).map_err(map)?, row.try_get(2).map_err(map)?)?,
+        event_type: row.try_get(3).map_err(map)?,
+        correlation_id: row.try_get(4).map_err(map)?,
+        payload: row.try_get::<_, Value>(5).map_err(map)?,
+    })
+}
+
+fn check_query(query: &EventQuery) -> Result<()> {
+    check_scan_limit(query.limit)?;
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if from > to {
+            return Err(Error::invalid_input(
+                "time range starts after it ends (from > to)",
+            ));
+        }
+    }
+    if let Some(pattern) = &query.event_type {
+        pattern.validate()?;
+    }
+    if let Some(correlation) = &query.correlation_id {
+        check_id("correlation id", correlation)?;
+    }
+    Ok(())
+}
+
+impl PostgresEventLogStore {
+    /// An event log on `backend`'s pool and tenant. The table and the partition function come
+    /// from the embedded migrations (`auto_migrate`, or `cargo xtask migrate up`).
+    pub fn new(backend: &PostgresBackend) -> PostgresEventLogStore {
+        PostgresEventLogStore {
+            backend: backend.clone(),
+        }
+    }
+
+    fn tenant(&self) -> &str {
+        self.backend.tenant_id().as_str()
+    }
+
+    /// Makes sure the current and the next month have their partitions, unless this process
+    /// already did. Runs in a transaction of its own, so the lock that creating a partition
+    /// takes on `events` is held only briefly.
+    async fn ensure_partitions(&self) -> Result<()> {
+        const OP: &str = "event_partitions";
+        let now = OffsetDateTime::now_utc();
+        let next = next_month(now);
+        let months = self.backend.event_partitions();
+        if months.contains(month_key(now)) && months.contains(month_key(next)) {
+            return Ok(());
+        }
+        let conn = self.backend.conn(OP).await?;
+        let stmt = conn.statement(sql::ENSURE_PARTITIONS, OP).await?;
+        conn.run(
+            self.backend.tenant_id(),
+            OP,
+            conn.client().execute(&stmt, &[&now, &next]),
+        )
+        .await?;
+        months.insert(month_key(now));
+        months.insert(month_key(next));
+        Ok(())
+    }
+
+    async fn insert(&self, records: &[EventRecord]) -> Result<()> {
+        const OP: &str = "event_append";
+        check_batch_len(records.len())?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.ensure_partitions().await?;
+        let mut ats = Vec::with_capacity(records.len());
+        let mut nss = Vec::with_capacity(records.len());
+        for record in records {
+            let (at, ns) = split(record.at);
+            ats.push(at);
+            nss.push(ns);
+        }
+        let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+        let types: Vec<&str> = records.iter().map(|r| r.event_type.as_str()).collect();
+        let correlations: Vec<Option<&str>> = records
+            .iter()
+            .map(|r| r.correlation_id.as_deref())
+            .collect();
+        let payloads: Vec<&Value> = records.iter().map(|r| &r.payload).collect();
+        let conn = self.backend.conn(OP).await?;
+        let stmt = conn.statement(sql::APPEND, OP).await?;
+        let tenant = self.tenant();
+        let params: [&(dyn ToSql + Sync); 7] =
+            [&tenant, &ats, &nss, &ids, &types, &correlations, &payloads];
+        conn.run(
+            self.backend.tenant_id(),
+            OP,
+            conn.client().execute(&stmt, &params),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventLogStore for PostgresEventLogStore {
+    async fn append(&self, event: Event) -> Result<EventRecord> {
+        let record = prepare(event)?;
+        self.insert(std::slice::from_ref(&record)).await?;
+        Ok(record)
+    }
+
+    async fn append_batch(&self, events: Vec<Event>) -> Result<Vec<EventRecord>> {
+        let records = events
+            .into_iter()
+            .map(prepare)
+            .collect::<Result<Vec<_>>>()?;
+        self.insert(&records).await?;
+        Ok(records)
+    }
+
+    async fn query(&self, query: &EventQuery) -> Result<Vec<EventRecord>> {
+        const OP: &str = "event_query";
+        check_query(query)?;
+        let sql = QuerySql::for_query(self.tenant(), query);
+        let conn = self.backend.conn(OP).await?;
+        let stmt = conn.statement(&sql.text, OP).await?;
+        let params = sql.params();
+        let rows = conn
+            .run(
+                self.backend.tenant_id(),
+                OP,
+                conn.client().query(&stmt, &params),
+            )
+            .await?;
+        rows.iter().map(record_from).collect()
+    }
+
+    async fn drop_before(&self, before: OffsetDateTime) -> Result<u64> {
+        const OP: &str = "event_drop_before";
+        let (at, ns) = split(before);
+        let conn = self.backend.conn(OP).await?;
+        let stmt = conn.statement(sql::DROP_BEFORE, OP).await?;
+        let tenant = self.tenant();
+        conn.run(
+            self.backend.tenant_id(),
+            OP,
+            conn.client().execute(&stmt, &[&tenant, &at, &ns]),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn split_and_join_keep_nanoseconds_before_and_after_1970() {
+        for at in [
+            datetime!(2999-12-31 23:59:59.999999999 UTC),
+            datetime!(1969-12-31 23:59:59.5 UTC),
+            datetime!(1900-01-01 0:00:00.000000001 UTC),
+        ] {
+            let (micros, ns) = split(at);
+            assert_eq!(micros.nanosecond() % 1_000, 0);
+            assert_eq!(join(micros, ns).unwrap(), at);
+        }
+    }
+
+    #[test]
+    fn next_month_wraps_the_year() {
+        assert_eq!(
+            next_month(datetime!(2026-12-15 10:00 UTC)),
+            datetime!(2027-01-01 0:00 UTC)
+        );
+        assert_eq!(
+            month_key(datetime!(2027-01-01 0:00 UTC)),
+            month_key(datetime!(2026-12-31 0:00 UTC)) + 1
+        );
+    }
+
+    #[test]
+    fn queries_number_their_parameters() {
+        let query = EventQuery {
+            event_type: Some(TypePattern::Prefix("tool".into())),
+            correlation_id: Some("c".into()),
+            from: Some(datetime!(2026-01-01 0:00 UTC)),
+            ..EventQuery::default()
+        };
+        let sql = QuerySql::for_query("t", &query);
+        assert!(
+            sql.text.contains("event_type >= $2 AND event_type < $3"),
+            "{}",
+            sql.text
+        );
+        assert!(sql.text.contains("correlation_id = $4"), "{}", sql.text);
+        assert!(sql.text.contains("(at, at_ns) >= ($5, $6)"), "{}", sql.text);
+        assert!(sql.text.ends_with("LIMIT $7"), "{}", sql.text);
+        assert_eq!(sql.params.len(), 7);
+    }
+}

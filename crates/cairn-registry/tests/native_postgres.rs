@@ -1,0 +1,70 @@
+//! With the `postgres` feature, components placed on PostgreSQL get the native stores where
+//! `cairn-postgres` has one, and the generic stores elsewhere (needs `DATABASE_URL`).
+
+#![cfg(feature = "postgres")]
+
+use cairn_core::TenantId;
+use cairn_registry::{Storage, from_toml};
+use cairn_stores::event_log::{Event, EventQuery};
+use cairn_stores::vectors::{Metadata, Metric, SearchRequest};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vectors_and_events_on_postgres_are_native() {
+    let url = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: run `cargo xtask test`, or point it at a PostgreSQL 18 server",
+    );
+    let config = from_toml(&format!(
+        r#"
+        [storage]
+        backend = "memory"
+        [storage.postgres]
+        url = "{url}"
+        pool_size = 2
+        [storage.vector_embeddings]
+        backend = "postgres"
+        [storage.event_log]
+        backend = "postgres"
+        "#
+    ))
+    .unwrap();
+    let storage = Storage::open(&config).await.unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let tenant = storage.tenant(&TenantId::new(format!("registry-{nanos}")).unwrap());
+
+    let vectors = tenant.vectors();
+    assert!(
+        format!("{vectors:?}").starts_with("PostgresVectorStore"),
+        "{vectors:?}"
+    );
+    vectors.create_collection("c", 2, Metric::L2).await.unwrap();
+    vectors
+        .upsert("c", "a", vec![1.0, 0.0], Metadata::new())
+        .await
+        .unwrap();
+    let hits = vectors
+        .search("c", SearchRequest::new(vec![1.0, 0.0], 1))
+        .await
+        .unwrap();
+    assert_eq!(hits[0].id, "a");
+
+    let events = tenant.events();
+    assert!(
+        format!("{events:?}").starts_with("PostgresEventLogStore"),
+        "{events:?}"
+    );
+    let record = events.append(Event::new("a.b", json!({}))).await.unwrap();
+    assert_eq!(
+        events.query(&EventQuery::default()).await.unwrap(),
+        [record]
+    );
+
+    let episodic = tenant.episodic();
+    assert!(
+        format!("{episodic:?}").starts_with("Generic"),
+        "{episodic:?}"
+    );
+}
