@@ -1,16 +1,17 @@
 //! [`AgentStateStore`] over any [`StorageBackend`].
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cairn_core::{Bytes, Error, Key, Result, StorageBackend, WriteBatch};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::keys::AgentStateKey;
-use super::{AgentSnapshot, AgentStateStore, SnapshotInfo};
+use super::{
+    AgentSnapshot, AgentStateStore, SnapshotInfo, check_keep_last, encode_state, sha256_hex,
+    verify_snapshot,
+};
 use crate::codec::{decode_record, encode_record};
 use crate::kvops::{Guard, RangeScan, SCAN_PAGE, check_id, commit, delete_guarded, now, retry};
 
@@ -131,39 +132,20 @@ impl GenericAgentStateStore {
     }
 }
 
-/// SHA-256 of `bytes` as 64 lowercase hex digits.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
-            // Writing to a String cannot fail.
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
-}
-
-/// Checks a stored snapshot against its metadata and decodes it.
+/// Checks that a stored snapshot's metadata names it, then verifies and decodes its payload.
 ///
 /// # Errors
-/// `Corruption` when the metadata names another snapshot, the payload's size or checksum
-/// differs, or the payload is not JSON.
+/// `Corruption` when the metadata names another snapshot or [`verify_snapshot`] fails.
 fn verify(agent: &str, version: u64, info: &[u8], data: Option<&Bytes>) -> Result<AgentSnapshot> {
-    let corrupt = |what: &'static str| {
-        Error::corruption(what)
-            .with_context("agent", agent)
-            .with_context("version", version)
-    };
     let info: SnapshotInfo = decode_record(info)?;
     if info.agent_id != agent || info.version != version {
-        return Err(corrupt("snapshot metadata names another snapshot"));
+        return Err(
+            Error::corruption("snapshot metadata names another snapshot")
+                .with_context("agent", agent)
+                .with_context("version", version),
+        );
     }
-    let data = data.ok_or_else(|| corrupt("snapshot payload is missing"))?;
-    if data.len() as u64 != info.size || sha256_hex(data) != info.checksum {
-        return Err(corrupt("snapshot payload fails its SHA-256 checksum"));
-    }
-    let state = serde_json::from_slice(data)
-        .map_err(|e| corrupt("snapshot payload is not JSON").with_source(e))?;
-    Ok(AgentSnapshot { info, state })
+    verify_snapshot(info, data.map(|d| &d[..]))
 }
 
 #[async_trait]
@@ -175,10 +157,7 @@ impl AgentStateStore for GenericAgentStateStore {
         expected_version: Option<u64>,
     ) -> Result<SnapshotInfo> {
         check_id("agent id", agent_id)?;
-        let payload = Bytes::from(
-            serde_json::to_vec(state)
-                .map_err(|e| Error::invalid_input("state cannot be encoded").with_source(e))?,
-        );
+        let payload = Bytes::from(encode_state(state)?);
         retry("agent state save", || {
             self.try_save(agent_id, &payload, expected_version)
         })
@@ -231,11 +210,7 @@ impl AgentStateStore for GenericAgentStateStore {
 
     async fn prune(&self, agent_id: &str, keep_last: u64) -> Result<u64> {
         check_id("agent id", agent_id)?;
-        if keep_last == 0 {
-            return Err(Error::invalid_input(
-                "prune must keep at least one version; use delete_agent to remove all",
-            ));
-        }
+        check_keep_last(keep_last)?;
         retry("agent state prune", || self.try_prune(agent_id, keep_last)).await
     }
 }

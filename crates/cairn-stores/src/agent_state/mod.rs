@@ -10,10 +10,13 @@ pub mod keys;
 
 mod generic;
 
+use std::fmt::Write as _;
+
 use async_trait::async_trait;
-use cairn_core::Result;
+use cairn_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 pub use generic::GenericAgentStateStore;
@@ -99,4 +102,56 @@ pub trait AgentStateStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// `InvalidInput` for a bad agent id or `keep_last = 0` (use `delete_agent`).
     async fn prune(&self, agent_id: &str, keep_last: u64) -> Result<u64>;
+}
+
+/// The payload stored for `state`: its compact JSON text.
+///
+/// # Errors
+/// `InvalidInput` when the state cannot be encoded.
+pub fn encode_state(state: &Value) -> Result<Vec<u8>> {
+    serde_json::to_vec(state)
+        .map_err(|e| Error::invalid_input("state cannot be encoded").with_source(e))
+}
+
+/// SHA-256 of `bytes` as 64 lowercase hex digits: [`SnapshotInfo::checksum`].
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+/// Checks a stored payload against the size and checksum in `info` and decodes it.
+///
+/// # Errors
+/// `Corruption` when the payload is missing, its size or checksum differs, or it is not JSON.
+pub fn verify_snapshot(info: SnapshotInfo, payload: Option<&[u8]>) -> Result<AgentSnapshot> {
+    let corrupt = |what: &'static str| {
+        Error::corruption(what)
+            .with_context("agent", &info.agent_id)
+            .with_context("version", info.version)
+    };
+    let data = payload.ok_or_else(|| corrupt("snapshot payload is missing"))?;
+    if data.len() as u64 != info.size || sha256_hex(data) != info.checksum {
+        return Err(corrupt("snapshot payload fails its SHA-256 checksum"));
+    }
+    let state = serde_json::from_slice(data)
+        .map_err(|e| corrupt("snapshot payload is not JSON").with_source(e))?;
+    Ok(AgentSnapshot { info, state })
+}
+
+/// Checks the `keep_last` argument of [`AgentStateStore::prune`].
+///
+/// # Errors
+/// `InvalidInput` for 0 (use `delete_agent` to remove every version).
+pub fn check_keep_last(keep_last: u64) -> Result<()> {
+    if keep_last == 0 {
+        return Err(Error::invalid_input(
+            "prune must keep at least one version; use delete_agent to remove all",
+        ));
+    }
+    Ok(())
 }
