@@ -1,4 +1,4 @@
-//! The PostgreSQL-native vector store and event log (needs `DATABASE_URL`): the same testkit
+//! The PostgreSQL-native stores (needs `DATABASE_URL`): the same testkit
 //! suites as their generic implementations, plus checks of what only the native schema does
 //! (HNSW index use, partitions).
 
@@ -6,7 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use cairn_postgres::{PostgresEventLogStore, PostgresVectorStore};
+use cairn_postgres::{
+    PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore, PostgresVectorStore,
+};
+use cairn_stores::agent_state::AgentStateStore;
+use cairn_stores::episodic::EpisodicStore;
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, TypePattern};
 use cairn_stores::vectors::{Metric, SearchRequest, VectorRecord, VectorStore};
 use serde_json::json;
@@ -35,12 +39,42 @@ async fn event_stores() -> (Arc<dyn EventLogStore>, Arc<dyn EventLogStore>) {
     )
 }
 
+/// Two episodic stores on two fresh tenants of one backend.
+async fn episodic_stores() -> (Arc<dyn EpisodicStore>, Arc<dyn EpisodicStore>) {
+    let backend = common::backend().await;
+    let store = backend.scoped(&common::random_tenant());
+    let other = backend.scoped(&common::random_tenant());
+    (
+        Arc::new(PostgresEpisodicStore::new(&store)),
+        Arc::new(PostgresEpisodicStore::new(&other)),
+    )
+}
+
+/// Two agent-state stores on two fresh tenants of one backend.
+async fn agent_state_stores() -> (Arc<dyn AgentStateStore>, Arc<dyn AgentStateStore>) {
+    let backend = common::backend().await;
+    let store = backend.scoped(&common::random_tenant());
+    let other = backend.scoped(&common::random_tenant());
+    (
+        Arc::new(PostgresAgentStateStore::new(&store)),
+        Arc::new(PostgresAgentStateStore::new(&other)),
+    )
+}
+
 mod vectors {
     cairn_testkit::vectors_suite!(super::vector_stores);
 }
 
 mod event_log {
     cairn_testkit::event_log_suite!(super::event_stores);
+}
+
+mod episodic {
+    cairn_testkit::episodic_suite!(super::episodic_stores);
+}
+
+mod agent_state {
+    cairn_testkit::agent_state_suite!(super::agent_state_stores);
 }
 
 /// A deterministic pseudo-random unit-scale vector.

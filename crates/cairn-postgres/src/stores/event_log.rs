@@ -11,11 +11,12 @@ use cairn_stores::event_log::{
     Event, EventLogStore, EventQuery, EventRecord, TypePattern, check_event_type,
 };
 use serde_json::Value;
-use time::{Duration, Month, OffsetDateTime, UtcOffset};
+use time::{Month, OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::timestamps::{check_year, join, split};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -186,25 +187,6 @@ impl QuerySql {
     }
 }
 
-/// `at` in UTC split into the time rounded down to the microsecond (what `timestamptz` holds)
-/// and the remaining nanoseconds.
-fn split(at: OffsetDateTime) -> (OffsetDateTime, i16) {
-    let at = at.to_offset(UtcOffset::UTC);
-    let ns = at.nanosecond() % 1_000;
-    // `ns` < 1000 fits i16; subtracting it keeps the time within the valid range.
-    (at - Duration::nanoseconds(i64::from(ns)), ns as i16)
-}
-
-/// The inverse of [`split`].
-fn join(at: OffsetDateTime, ns: i16) -> Result<OffsetDateTime> {
-    if !(0..1_000).contains(&ns) {
-        return Err(
-            Error::corruption("stored event has an out-of-range at_ns").with_context("at_ns", ns)
-        );
-    }
-    Ok(at.to_offset(UtcOffset::UTC) + Duration::nanoseconds(i64::from(ns)))
-}
-
 /// A month as `year * 12 + month index` (0-based), the key of [`EnsuredMonths`].
 fn month_key(at: OffsetDateTime) -> i32 {
     at.year() * 12 + i32::from(u8::from(at.month())) - 1
@@ -230,11 +212,7 @@ fn prepare(event: Event) -> Result<EventRecord> {
     let at = event
         .at
         .map_or_else(OffsetDateTime::now_utc, |t| t.to_offset(UtcOffset::UTC));
-    if !(0..=9999).contains(&at.year()) {
-        return Err(Error::invalid_input(format!(
-            "event time {at} lies outside years 0 to 9999"
-        )));
-    }
+    check_year("event", at)?;
     Ok(EventRecord {
         id: Uuid::now_v7(),
         event_type: event.event_type,
@@ -401,19 +379,6 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-
-    #[test]
-    fn split_and_join_keep_nanoseconds_before_and_after_1970() {
-        for at in [
-            datetime!(2999-12-31 23:59:59.999999999 UTC),
-            datetime!(1969-12-31 23:59:59.5 UTC),
-            datetime!(1900-01-01 0:00:00.000000001 UTC),
-        ] {
-            let (micros, ns) = split(at);
-            assert_eq!(micros.nanosecond() % 1_000, 0);
-            assert_eq!(join(micros, ns).unwrap(), at);
-        }
-    }
 
     #[test]
     fn next_month_wraps_the_year() {
