@@ -78,7 +78,7 @@ impl Storage {
 /// One tenant's component stores.
 ///
 /// A component on PostgreSQL gets the native store where `cairn-postgres` has one (vectors,
-/// event log); every other component gets the generic store over its key-value backend.
+/// event log, episodic memory, agent state); every other component gets the generic store over its key-value backend.
 #[derive(Debug, Clone)]
 pub struct TenantStorage {
     tenant: TenantId,
@@ -120,8 +120,13 @@ impl TenantStorage {
         ))
     }
 
-    /// Conversation turns ([`Component::EpisodicMemory`]).
+    /// Conversation turns ([`Component::EpisodicMemory`]): on PostgreSQL the native
+    /// [`cairn_postgres::PostgresEpisodicStore`], elsewhere the generic store.
     pub fn episodic(&self) -> Arc<dyn EpisodicStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::EpisodicMemory) {
+            return Arc::new(cairn_postgres::PostgresEpisodicStore::new(pg));
+        }
         Arc::new(GenericEpisodicStore::new(
             self.backend(Component::EpisodicMemory),
         ))
@@ -141,8 +146,13 @@ impl TenantStorage {
         ))
     }
 
-    /// Versioned agent snapshots ([`Component::AgentState`]).
+    /// Versioned agent snapshots ([`Component::AgentState`]): on PostgreSQL the native
+    /// [`cairn_postgres::PostgresAgentStateStore`], elsewhere the generic store.
     pub fn agent_state(&self) -> Arc<dyn AgentStateStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::AgentState) {
+            return Arc::new(cairn_postgres::PostgresAgentStateStore::new(pg));
+        }
         Arc::new(GenericAgentStateStore::new(
             self.backend(Component::AgentState),
         ))

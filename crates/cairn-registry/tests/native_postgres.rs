@@ -5,12 +5,13 @@
 
 use cairn_core::TenantId;
 use cairn_registry::{Storage, from_toml};
+use cairn_stores::episodic::{Role, Turn};
 use cairn_stores::event_log::{Event, EventQuery};
 use cairn_stores::vectors::{Metadata, Metric, SearchRequest};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vectors_and_events_on_postgres_are_native() {
+async fn components_on_postgres_are_native() {
     let url = std::env::var("DATABASE_URL").expect(
         "DATABASE_URL is not set: run `cargo xtask test`, or point it at a PostgreSQL 18 server",
     );
@@ -24,6 +25,10 @@ async fn vectors_and_events_on_postgres_are_native() {
         [storage.vector_embeddings]
         backend = "postgres"
         [storage.event_log]
+        backend = "postgres"
+        [storage.episodic_memory]
+        backend = "postgres"
+        [storage.agent_state]
         backend = "postgres"
         "#
     ))
@@ -64,7 +69,27 @@ async fn vectors_and_events_on_postgres_are_native() {
 
     let episodic = tenant.episodic();
     assert!(
-        format!("{episodic:?}").starts_with("Generic"),
+        format!("{episodic:?}").starts_with("PostgresEpisodicStore"),
         "{episodic:?}"
+    );
+    let turn = episodic
+        .append("s", Turn::new(Role::User, "hi"))
+        .await
+        .unwrap();
+    assert_eq!(turn.seq, 1);
+    assert_eq!(episodic.count("s").await.unwrap(), 1);
+
+    let agents = tenant.agent_state();
+    assert!(
+        format!("{agents:?}").starts_with("PostgresAgentStateStore"),
+        "{agents:?}"
+    );
+    let saved = agents.save("a", &json!({"n": 1}), Some(0)).await.unwrap();
+    assert_eq!(agents.load_latest("a").await.unwrap().unwrap().info, saved);
+
+    let procedural = tenant.procedural();
+    assert!(
+        format!("{procedural:?}").starts_with("Generic"),
+        "{procedural:?}"
     );
 }
