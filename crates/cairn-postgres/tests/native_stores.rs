@@ -303,3 +303,85 @@ async fn back_dated_and_future_events_land_in_the_default_partition() {
             .is_empty()
     );
 }
+
+/// Damaging a stored snapshot behind the store's back (as the superuser) makes every load
+/// fail with `Corruption`: a flipped payload byte, a changed checksum or size, a payload that
+/// is not JSON, and a latest version whose row is gone. Restoring the row heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_agent_snapshots_are_corruption() {
+    let backend = common::backend().await;
+    let tenant = common::random_tenant();
+    let store = PostgresAgentStateStore::new(&backend.scoped(&tenant));
+    let state = json!({"goal": "ship", "n": 42});
+    store.save("a", &state, None).await.unwrap();
+    let admin = common::client(&common::database_url()).await;
+    let tenant = tenant.as_str();
+    let damage = |statement: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .execute(
+                    &format!("{statement} WHERE tenant_id = $1 AND agent_id = 'a'"),
+                    &[&tenant],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let expect_corruption = || async {
+        let latest = store.load_latest("a").await.unwrap_err();
+        assert_eq!(latest.kind(), cairn_core::ErrorKind::Corruption, "{latest}");
+        let v1 = store.load_version("a", 1).await.unwrap_err();
+        assert_eq!(v1.kind(), cairn_core::ErrorKind::Corruption, "{v1}");
+    };
+    let original: Vec<u8> = admin
+        .query_one(
+            "SELECT payload FROM agent_state_snapshots WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    damage(
+        "UPDATE agent_state_snapshots SET payload = set_byte(payload, 3, get_byte(payload, 3) # 1)",
+    )
+    .await;
+    expect_corruption().await;
+    damage("UPDATE agent_state_snapshots SET payload = payload || '\\x20'::bytea").await;
+    expect_corruption().await;
+    // Size and checksum agree with the damaged payload, which is not JSON.
+    damage(
+        "UPDATE agent_state_snapshots SET payload = '\\x7b'::bytea, size = 1, \
+         checksum = encode(sha256('\\x7b'::bytea), 'hex')",
+    )
+    .await;
+    expect_corruption().await;
+    admin
+        .execute(
+            "UPDATE agent_state_snapshots SET payload = $2, size = $3, checksum = repeat('0', 64) \
+             WHERE tenant_id = $1",
+            &[&tenant, &original, &(original.len() as i64)],
+        )
+        .await
+        .unwrap();
+    expect_corruption().await;
+    let restored = cairn_stores::agent_state::sha256_hex(&original);
+    admin
+        .execute(
+            "UPDATE agent_state_snapshots SET checksum = $2 WHERE tenant_id = $1",
+            &[&tenant, &restored],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.load_latest("a").await.unwrap().unwrap().state, state);
+
+    damage("DELETE FROM agent_state_snapshots").await;
+    let missing = store.load_latest("a").await.unwrap_err();
+    assert_eq!(
+        missing.kind(),
+        cairn_core::ErrorKind::Corruption,
+        "{missing}"
+    );
+    assert!(store.load_version("a", 1).await.unwrap().is_none());
+}
