@@ -385,3 +385,86 @@ async fn damaged_agent_snapshots_are_corruption() {
     );
     assert!(store.load_version("a", 1).await.unwrap().is_none());
 }
+
+/// The tables of the episodic and agent-state stores under attack by SQL sent directly as
+/// `cairn_app`: with tenant A set, B's rows cannot be read, updated, moved or deleted, and
+/// rows cannot be inserted as B; with no tenant set nothing is visible. B's data stays intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn episodic_and_agent_state_tables_keep_tenants_apart() {
+    use cairn_stores::episodic::{Role, Turn, TurnPage};
+    use tokio_postgres::error::SqlState;
+
+    const INSERTS: [(&str, &str); 4] = [
+        (
+            "episodic_sessions",
+            "INSERT INTO episodic_sessions (tenant_id, session_id, last_seq) VALUES ($1, 'x', 1)",
+        ),
+        (
+            "episodic_turns",
+            "INSERT INTO episodic_turns (tenant_id, session_id, seq, role, content, at, at_ns) \
+             VALUES ($1, 'x', 1, 'user', '', now(), 0)",
+        ),
+        (
+            "agent_state_heads",
+            "INSERT INTO agent_state_heads (tenant_id, agent_id, latest) VALUES ($1, 'x', 1)",
+        ),
+        (
+            "agent_state_snapshots",
+            "INSERT INTO agent_state_snapshots (tenant_id, agent_id, version, checksum, size, \
+             payload) VALUES ($1, 'x', 1, '', 0, '')",
+        ),
+    ];
+    let backend = common::backend().await;
+    let (a, b) = (common::random_tenant(), common::random_tenant());
+    let turns = PostgresEpisodicStore::new(&backend.scoped(&b));
+    let agents = PostgresAgentStateStore::new(&backend.scoped(&b));
+    for _ in 0..2 {
+        turns
+            .append("s", Turn::new(Role::User, "secret"))
+            .await
+            .unwrap();
+    }
+    agents.save("a", &json!("secret"), None).await.unwrap();
+
+    let attacker = common::client(&common::with_user(&common::database_url(), "cairn_app")).await;
+    let (a, b) = (a.as_str(), b.as_str());
+    for (table, insert) in INSERTS {
+        let count = format!("SELECT count(*) FROM {table}");
+        let without_tenant: i64 = attacker.query_one(&count, &[]).await.unwrap().get(0);
+        assert_eq!(without_tenant, 0, "{table}: visible without a tenant");
+
+        attacker.batch_execute("BEGIN").await.unwrap();
+        attacker
+            .execute("SELECT set_config('app.tenant_id', $1, true)", &[&a])
+            .await
+            .unwrap();
+        let seen: i64 = attacker.query_one(&count, &[]).await.unwrap().get(0);
+        assert_eq!(seen, 0, "{table}: A sees B's rows");
+        let moved = attacker
+            .execute(
+                &format!("UPDATE {table} SET tenant_id = $1 WHERE tenant_id = $2"),
+                &[&a, &b],
+            )
+            .await
+            .unwrap();
+        assert_eq!(moved, 0, "{table}: A moved B's rows");
+        let deleted = attacker
+            .execute(&format!("DELETE FROM {table} WHERE tenant_id = $1"), &[&b])
+            .await
+            .unwrap();
+        assert_eq!(deleted, 0, "{table}: A deleted B's rows");
+        let planted = attacker.execute(insert, &[&b]).await.unwrap_err();
+        assert_eq!(
+            planted.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{table}: {planted}"
+        );
+        attacker.batch_execute("ROLLBACK").await.unwrap();
+    }
+
+    assert_eq!(turns.count("s").await.unwrap(), 2);
+    let read = turns.read("s", TurnPage::first(10)).await.unwrap();
+    assert!(read.iter().all(|t| t.content == "secret"));
+    let latest = agents.load_latest("a").await.unwrap().unwrap();
+    assert_eq!((latest.info.version, latest.state), (1, json!("secret")));
+}
