@@ -66,4 +66,7 @@ mod stores;
 pub use backend::{MAX_STATEMENT_PAYLOAD_BYTES, PostgresBackend};
 pub use config::PostgresConfig;
 pub use migrate::{MigrationReport, MigrationState, MigrationStatus, migrate_up, migration_status};
-pub use stores::{PostgresEventLogStore, PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH};
+pub use stores::{
+    PostgresEventLogStore, PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore,
+    VECTOR_DEFAULT_EF_SEARCH,
+};

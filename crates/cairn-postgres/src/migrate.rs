@@ -41,7 +41,11 @@ macro_rules! embedded {
 }
 
 /// Every migration this build knows, in version order.
-const EMBEDDED: [(&str, &str); 2] = embedded!["0001_kv_store.sql", "0002_vectors_events.sql"];
+const EMBEDDED: [(&str, &str); 3] = embedded![
+    "0001_kv_store.sql",
+    "0002_vectors_events.sql",
+    "0003_sessions_hooks.sql",
+];
 
 /// The SHA-256 of a migration file.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -1,13 +1,17 @@
-//! The PostgreSQL-native vector store and event log (needs `DATABASE_URL`): the same testkit
-//! suites as their generic implementations, plus checks of what only the native schema does
-//! (HNSW index use, partitions).
+//! The PostgreSQL-native vector store, event log, session store and hook history (needs
+//! `DATABASE_URL`): the same testkit suites as their generic implementations, plus checks of
+//! what only the native schema does (HNSW index use, partitions).
 
 mod common;
 
 use std::sync::Arc;
 
-use cairn_postgres::{PostgresEventLogStore, PostgresVectorStore};
+use cairn_postgres::{
+    PostgresEventLogStore, PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore,
+};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, TypePattern};
+use cairn_stores::hooks::HookHistoryStore;
+use cairn_stores::sessions::SessionStore;
 use cairn_stores::vectors::{Metric, SearchRequest, VectorRecord, VectorStore};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -35,12 +39,42 @@ async fn event_stores() -> (Arc<dyn EventLogStore>, Arc<dyn EventLogStore>) {
     )
 }
 
+/// Two session stores on two fresh tenants of one backend.
+async fn session_stores() -> (Arc<dyn SessionStore>, Arc<dyn SessionStore>) {
+    let backend = common::backend().await;
+    let store = backend.scoped(&common::random_tenant());
+    let other = backend.scoped(&common::random_tenant());
+    (
+        Arc::new(PostgresSessionStore::new(&store)),
+        Arc::new(PostgresSessionStore::new(&other)),
+    )
+}
+
+/// Two hook histories on two fresh tenants of one backend.
+async fn hook_stores() -> (Arc<dyn HookHistoryStore>, Arc<dyn HookHistoryStore>) {
+    let backend = common::backend().await;
+    let store = backend.scoped(&common::random_tenant());
+    let other = backend.scoped(&common::random_tenant());
+    (
+        Arc::new(PostgresHookHistoryStore::new(&store)),
+        Arc::new(PostgresHookHistoryStore::new(&other)),
+    )
+}
+
 mod vectors {
     cairn_testkit::vectors_suite!(super::vector_stores);
 }
 
 mod event_log {
     cairn_testkit::event_log_suite!(super::event_stores);
+}
+
+mod sessions {
+    cairn_testkit::sessions_suite!(super::session_stores);
+}
+
+mod hooks {
+    cairn_testkit::hooks_suite!(super::hook_stores);
 }
 
 /// A deterministic pseudo-random unit-scale vector.

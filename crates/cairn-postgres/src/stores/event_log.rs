@@ -5,17 +5,18 @@ use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use cairn_core::{Error, Result, StorageBackend, check_batch_len, check_scan_limit};
+use cairn_core::{Result, StorageBackend, check_batch_len, check_scan_limit};
 use cairn_stores::codec::check_id;
 use cairn_stores::event_log::{
     Event, EventLogStore, EventQuery, EventRecord, TypePattern, check_event_type,
 };
 use serde_json::Value;
-use time::{Duration, Month, OffsetDateTime, UtcOffset};
+use time::{Month, OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::{QuerySql, check_range, check_year, join, split};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -81,7 +82,8 @@ impl EnsuredMonths {
 }
 
 /// Every statement of the event log. Values always travel as parameters; [`QuerySql`]
-/// assembles a query from the fixed fragments below and numbers its parameters.
+/// assembles a query from the fixed fragments below plus the shared time-range fragments
+/// and numbers its parameters.
 ///
 /// `$1` is always the tenant id.
 mod sql {
@@ -111,98 +113,24 @@ SELECT id, at, at_ns, event_type, correlation_id, payload FROM events WHERE tena
     pub(super) const TYPE_PREFIX: &str = " AND event_type >= {0} AND event_type < {1}";
     /// `{0}` the correlation id.
     pub(super) const CORRELATION: &str = " AND correlation_id = {0}";
-    /// `{0}` time, `{1}` nanoseconds: inclusive lower bound.
-    pub(super) const FROM: &str = " AND at >= {0} AND (at, at_ns) >= ({0}, {1})";
-    /// `{0}` time, `{1}` nanoseconds: exclusive upper bound.
-    pub(super) const TO: &str = " AND at <= {0} AND (at, at_ns) < ({0}, {1})";
-    /// `{0}` time, `{1}` nanoseconds, `{2}` id of the cursor.
-    pub(super) const AFTER: &str = " AND at >= {0} AND (at, at_ns, id) > ({0}, {1}, {2})";
-    /// `{0}` the limit.
-    pub(super) const ORDER_LIMIT: &str = " ORDER BY at, at_ns, id LIMIT {0}";
 }
 
-/// A query statement and its parameters, assembled from [`sql`] fragments.
-struct QuerySql {
-    text: String,
-    params: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl QuerySql {
-    fn new(tenant: &str) -> QuerySql {
-        QuerySql {
-            text: sql::SELECT.to_owned(),
-            params: vec![Box::new(tenant.to_owned())],
-        }
+/// The query statement for `query`, assembled from [`sql`] fragments.
+fn query_sql(tenant: &str, query: &EventQuery) -> QuerySql {
+    let mut sql = QuerySql::new(sql::SELECT, tenant);
+    match &query.event_type {
+        Some(TypePattern::Exact(t)) => sql.push(sql::TYPE_EXACT, vec![Box::new(t.clone())]),
+        Some(TypePattern::Prefix(p)) => sql.push(
+            sql::TYPE_PREFIX,
+            vec![Box::new(format!("{p}.")), Box::new(format!("{p}/"))],
+        ),
+        None => {}
     }
-
-    /// Appends `fragment` with `{i}` replaced by the placeholder of `values[i]`.
-    fn push(&mut self, fragment: &str, values: Vec<Box<dyn ToSql + Sync + Send>>) {
-        let mut text = fragment.to_owned();
-        for (i, value) in values.into_iter().enumerate() {
-            self.params.push(value);
-            text = text.replace(&format!("{{{i}}}"), &format!("${}", self.params.len()));
-        }
-        self.text.push_str(&text);
+    if let Some(correlation) = &query.correlation_id {
+        sql.push(sql::CORRELATION, vec![Box::new(correlation.clone())]);
     }
-
-    fn for_query(tenant: &str, query: &EventQuery) -> QuerySql {
-        let mut sql = QuerySql::new(tenant);
-        match &query.event_type {
-            Some(TypePattern::Exact(t)) => sql.push(sql::TYPE_EXACT, vec![Box::new(t.clone())]),
-            Some(TypePattern::Prefix(p)) => sql.push(
-                sql::TYPE_PREFIX,
-                vec![Box::new(format!("{p}.")), Box::new(format!("{p}/"))],
-            ),
-            None => {}
-        }
-        if let Some(correlation) = &query.correlation_id {
-            sql.push(sql::CORRELATION, vec![Box::new(correlation.clone())]);
-        }
-        if let Some(from) = query.from {
-            let (at, ns) = split(from);
-            sql.push(sql::FROM, vec![Box::new(at), Box::new(ns)]);
-        }
-        if let Some(to) = query.to {
-            let (at, ns) = split(to);
-            sql.push(sql::TO, vec![Box::new(at), Box::new(ns)]);
-        }
-        if let Some(after) = query.after {
-            let (at, ns) = split(after.at);
-            sql.push(
-                sql::AFTER,
-                vec![Box::new(at), Box::new(ns), Box::new(after.id)],
-            );
-        }
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        sql.push(sql::ORDER_LIMIT, vec![Box::new(limit)]);
-        sql
-    }
-
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect()
-    }
-}
-
-/// `at` in UTC split into the time rounded down to the microsecond (what `timestamptz` holds)
-/// and the remaining nanoseconds.
-fn split(at: OffsetDateTime) -> (OffsetDateTime, i16) {
-    let at = at.to_offset(UtcOffset::UTC);
-    let ns = at.nanosecond() % 1_000;
-    // `ns` < 1000 fits i16; subtracting it keeps the time within the valid range.
-    (at - Duration::nanoseconds(i64::from(ns)), ns as i16)
-}
-
-/// The inverse of [`split`].
-fn join(at: OffsetDateTime, ns: i16) -> Result<OffsetDateTime> {
-    if !(0..1_000).contains(&ns) {
-        return Err(
-            Error::corruption("stored event has an out-of-range at_ns").with_context("at_ns", ns)
-        );
-    }
-    Ok(at.to_offset(UtcOffset::UTC) + Duration::nanoseconds(i64::from(ns)))
+    sql.push_time_range(query.from, query.to, query.after, query.limit);
+    sql
 }
 
 /// A month as `year * 12 + month index` (0-based), the key of [`EnsuredMonths`].
@@ -230,11 +158,7 @@ fn prepare(event: Event) -> Result<EventRecord> {
     let at = event
         .at
         .map_or_else(OffsetDateTime::now_utc, |t| t.to_offset(UtcOffset::UTC));
-    if !(0..=9999).contains(&at.year()) {
-        return Err(Error::invalid_input(format!(
-            "event time {at} lies outside years 0 to 9999"
-        )));
-    }
+    check_year("event time", at)?;
     Ok(EventRecord {
         id: Uuid::now_v7(),
         event_type: event.event_type,
@@ -258,13 +182,7 @@ fn record_from(row: &Row) -> Result<EventRecord> {
 
 fn check_query(query: &EventQuery) -> Result<()> {
     check_scan_limit(query.limit)?;
-    if let (Some(from), Some(to)) = (query.from, query.to) {
-        if from > to {
-            return Err(Error::invalid_input(
-                "time range starts after it ends (from > to)",
-            ));
-        }
-    }
+    check_range(query.from, query.to)?;
     if let Some(pattern) = &query.event_type {
         pattern.validate()?;
     }
@@ -367,7 +285,7 @@ impl EventLogStore for PostgresEventLogStore {
     async fn query(&self, query: &EventQuery) -> Result<Vec<EventRecord>> {
         const OP: &str = "event_query";
         check_query(query)?;
-        let sql = QuerySql::for_query(self.tenant(), query);
+        let sql = query_sql(self.tenant(), query);
         let conn = self.backend.conn(OP).await?;
         let stmt = conn.statement(&sql.text, OP).await?;
         let params = sql.params();
@@ -403,19 +321,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn split_and_join_keep_nanoseconds_before_and_after_1970() {
-        for at in [
-            datetime!(2999-12-31 23:59:59.999999999 UTC),
-            datetime!(1969-12-31 23:59:59.5 UTC),
-            datetime!(1900-01-01 0:00:00.000000001 UTC),
-        ] {
-            let (micros, ns) = split(at);
-            assert_eq!(micros.nanosecond() % 1_000, 0);
-            assert_eq!(join(micros, ns).unwrap(), at);
-        }
-    }
-
-    #[test]
     fn next_month_wraps_the_year() {
         assert_eq!(
             next_month(datetime!(2026-12-15 10:00 UTC)),
@@ -435,7 +340,7 @@ mod tests {
             from: Some(datetime!(2026-01-01 0:00 UTC)),
             ..EventQuery::default()
         };
-        let sql = QuerySql::for_query("t", &query);
+        let sql = query_sql("t", &query);
         assert!(
             sql.text.contains("event_type >= $2 AND event_type < $3"),
             "{}",
