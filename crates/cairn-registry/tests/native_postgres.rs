@@ -6,11 +6,12 @@
 use cairn_core::TenantId;
 use cairn_registry::{Storage, from_toml};
 use cairn_stores::event_log::{Event, EventQuery};
+use cairn_stores::hooks::{HookExecution, HookQuery};
 use cairn_stores::vectors::{Metadata, Metric, SearchRequest};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vectors_and_events_on_postgres_are_native() {
+async fn vectors_events_sessions_and_hooks_on_postgres_are_native() {
     let url = std::env::var("DATABASE_URL").expect(
         "DATABASE_URL is not set: run `cargo xtask test`, or point it at a PostgreSQL 18 server",
     );
@@ -24,6 +25,10 @@ async fn vectors_and_events_on_postgres_are_native() {
         [storage.vector_embeddings]
         backend = "postgres"
         [storage.event_log]
+        backend = "postgres"
+        [storage.sessions]
+        backend = "postgres"
+        [storage.hook_history]
         backend = "postgres"
         "#
     ))
@@ -60,6 +65,35 @@ async fn vectors_and_events_on_postgres_are_native() {
     assert_eq!(
         events.query(&EventQuery::default()).await.unwrap(),
         [record]
+    );
+
+    let sessions = tenant.sessions();
+    assert!(
+        format!("{sessions:?}").starts_with("PostgresSessionStore"),
+        "{sessions:?}"
+    );
+    assert!(sessions.list(None, 10).await.unwrap().items.is_empty());
+    assert_eq!(sessions.purge_expired().await.unwrap(), 0);
+
+    let hooks = tenant.hooks();
+    assert!(
+        format!("{hooks:?}").starts_with("PostgresHookHistoryStore"),
+        "{hooks:?}"
+    );
+    let execution = hooks
+        .record(HookExecution {
+            hook_name: "h".into(),
+            input: json!({}),
+            output: None,
+            error: None,
+            duration: std::time::Duration::from_millis(3),
+            at: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        hooks.query(&HookQuery::default()).await.unwrap(),
+        [execution]
     );
 
     let episodic = tenant.episodic();
