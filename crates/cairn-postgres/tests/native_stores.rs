@@ -303,3 +303,61 @@ async fn back_dated_and_future_events_land_in_the_default_partition() {
             .is_empty()
     );
 }
+
+/// `touch` renews in SQL by the stored time to live exactly, nanoseconds and multi-century
+/// ttls included, and a renewal past the year 9999 is `InvalidInput` that changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_renews_exactly_and_refuses_expiries_past_9999() {
+    let backend = common::backend().await;
+    let store = PostgresSessionStore::new(&backend.scoped(&common::random_tenant()));
+    let ttl = time::Duration::days(365 * 3000) + time::Duration::nanoseconds(123_456_789);
+    store.create(Some("long"), ttl, json!({})).await.unwrap();
+    let before = OffsetDateTime::now_utc();
+    let touched = store.touch("long").await.unwrap();
+    let after = OffsetDateTime::now_utc();
+    assert_eq!(touched.ttl, ttl);
+    let renewed_at = touched.expires_at - ttl;
+    assert!(
+        before <= renewed_at && renewed_at <= after,
+        "{before} <= {renewed_at} <= {after}"
+    );
+    assert_eq!(store.get("long").await.unwrap(), Some(touched));
+
+    let edge = datetime!(9999-12-31 23:59:59.999 UTC) - OffsetDateTime::now_utc();
+    let created = store.create(Some("edge"), edge, json!({})).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let err = store.touch("edge").await.unwrap_err();
+    assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err}");
+    assert_eq!(store.get("edge").await.unwrap(), Some(created));
+}
+
+/// Hook records keep nanosecond times and durations beyond `i64` nanoseconds exactly, and
+/// statistics count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_times_and_huge_durations_round_trip() {
+    use cairn_stores::hooks::{HookExecution, HookQuery};
+    let backend = common::backend().await;
+    let store = PostgresHookHistoryStore::new(&backend.scoped(&common::random_tenant()));
+    let huge = std::time::Duration::new(u64::MAX, 999_999_999);
+    let record = store
+        .record(HookExecution {
+            hook_name: "h".into(),
+            input: json!({"a": 1}),
+            output: Some(json!(null)),
+            error: Some("boom".into()),
+            duration: huge,
+            at: Some(datetime!(1969-12-31 23:59:59.123456789 UTC)),
+        })
+        .await
+        .unwrap();
+    let found = store.query(&HookQuery::default()).await.unwrap();
+    assert_eq!(found, [record]);
+    assert_eq!(found[0].duration, huge);
+    let stats = store.stats("h", None, None).await.unwrap();
+    assert_eq!((stats.count, stats.failures), (1, 1));
+    let millis = huge.as_nanos() as f64 / 1e6;
+    assert_eq!(
+        (stats.mean_ms, stats.p50_ms, stats.p95_ms),
+        (Some(millis), Some(millis), Some(millis))
+    );
+}
