@@ -36,7 +36,7 @@ CREATE INDEX sessions_expiry_idx ON sessions (tenant_id, expires_at);
 -- ---------------------------------------------------------------------------------------
 -- Hook executions, ordered by (at, at_ns, id). `duration_ns` is exact for any
 -- std::time::Duration (numeric, whole nanoseconds). The per-hook index carries the duration
--- and the failure flag, so statistics are an index-only scan that never reads inputs or
+-- and the failure flag, so statistics can be an index-only scan that never reads inputs or
 -- outputs.
 CREATE TABLE hook_executions (
     tenant_id   text COLLATE "C" NOT NULL CHECK (tenant_id <> ''),

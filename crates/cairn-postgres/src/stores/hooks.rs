@@ -24,8 +24,8 @@ use crate::error;
 /// One table, `hook_executions`, ordered by `(at, at_ns, id)` (primary key `(tenant_id, at,
 /// at_ns, id)`; `at` the time rounded down to the microsecond, `at_ns` the rest). Durations
 /// are exact whole nanoseconds (`numeric`, any [`Duration`]). The index `(tenant_id,
-/// hook_name, at, at_ns, id) INCLUDE (duration_ns, failed)` serves per-hook queries and makes
-/// [`HookHistoryStore::stats`] an index-only scan.
+/// hook_name, at, at_ns, id) INCLUDE (duration_ns, failed)` serves per-hook queries and covers
+/// everything [`HookHistoryStore::stats`] reads (an index-only scan once vacuumed).
 ///
 /// # Statistics
 /// One statement: count, failures (`error IS NOT NULL`), the mean as the generic store
