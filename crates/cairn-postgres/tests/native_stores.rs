@@ -361,3 +361,95 @@ async fn hook_times_and_huge_durations_round_trip() {
         (Some(millis), Some(millis), Some(millis))
     );
 }
+
+/// Row-level security on `sessions` and `hook_executions`, attacked with SQL sent directly as
+/// `cairn_app`: with tenant A set, B's rows cannot be read, updated or deleted, and a row
+/// cannot be inserted as B; with no tenant set nothing is visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_hook_rows_are_held_by_row_level_security() {
+    use cairn_stores::hooks::HookExecution;
+    use tokio_postgres::error::SqlState;
+    let backend = common::backend().await;
+    let (a, b) = (common::random_tenant(), common::random_tenant());
+    let b_backend = backend.scoped(&b);
+    let sessions = PostgresSessionStore::new(&b_backend);
+    let hooks = PostgresHookHistoryStore::new(&b_backend);
+    sessions
+        .create(Some("s"), time::Duration::minutes(5), json!("b"))
+        .await
+        .unwrap();
+    hooks
+        .record(HookExecution {
+            hook_name: "h".into(),
+            input: json!("b"),
+            output: None,
+            error: None,
+            duration: std::time::Duration::from_millis(1),
+            at: None,
+        })
+        .await
+        .unwrap();
+    let attacker = common::client(&common::with_user(&common::database_url(), "cairn_app")).await;
+    let b = b.as_str();
+    for table in ["sessions", "hook_executions"] {
+        let count: i64 = attacker
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, 0, "{table} with no tenant set");
+        attacker.batch_execute("BEGIN").await.unwrap();
+        attacker
+            .execute(
+                "SELECT set_config('app.tenant_id', $1, true)",
+                &[&a.as_str()],
+            )
+            .await
+            .unwrap();
+        let seen: i64 = attacker
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"),
+                &[&b],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(seen, 0, "{table}: select");
+        let updated = attacker
+            .execute(
+                &format!("UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1"),
+                &[&b],
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated, 0, "{table}: update");
+        let deleted = attacker
+            .execute(&format!("DELETE FROM {table} WHERE tenant_id = $1"), &[&b])
+            .await
+            .unwrap();
+        assert_eq!(deleted, 0, "{table}: delete");
+        attacker.batch_execute("COMMIT").await.unwrap();
+    }
+    attacker.batch_execute("BEGIN").await.unwrap();
+    attacker
+        .execute(
+            "SELECT set_config('app.tenant_id', $1, true)",
+            &[&a.as_str()],
+        )
+        .await
+        .unwrap();
+    let err = attacker
+        .execute(
+            "INSERT INTO sessions (tenant_id, id, created_at, created_ns, expires_at, expires_ns, \
+             ttl_us, ttl_ns, data) VALUES ($1, 'x', now(), 0, now() + interval '1 hour', 0, 1, 0, \
+             '{}')",
+            &[&b],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
+    attacker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(sessions.get("s").await.unwrap().unwrap().data, json!("b"));
+    let mine = hooks.stats("h", None, None).await.unwrap();
+    assert_eq!(mine.count, 1);
+}
