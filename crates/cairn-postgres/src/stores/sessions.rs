@@ -47,7 +47,7 @@ impl fmt::Debug for PostgresSessionStore {
 }
 
 /// Every statement of the session store. `$1` is always the tenant id; the columns of a
-/// session are always [`COLUMNS`](sql::COLUMNS), read by [`session_from`].
+/// session are always the `columns!()` list, read by [`session_from`].
 mod sql {
     /// The columns [`super::session_from`] reads, in order.
     macro_rules! columns {
