@@ -122,6 +122,12 @@ fn classify_sqlstate(code: &str) -> Class {
             ErrorKind::NotFound,
             "the referenced record does not exist (deleted concurrently)",
         ),
+        // A CHECK constraint of a native store's table: a value outside what Cairn stores
+        // (for example a session renewed past the year 9999).
+        "23514" => class(
+            ErrorKind::InvalidInput,
+            "the value is outside the range the table accepts",
+        ),
         "42501" => class(
             ErrorKind::PermissionDenied,
             "PostgreSQL refused the operation (missing privilege or row-level security policy)",
@@ -176,6 +182,7 @@ mod tests {
             ("40P01", ErrorKind::Conflict, true),
             ("23505", ErrorKind::Conflict, false),
             ("23503", ErrorKind::NotFound, false),
+            ("23514", ErrorKind::InvalidInput, false),
             ("42501", ErrorKind::PermissionDenied, false),
             ("57014", ErrorKind::Timeout, true),
             ("57P01", ErrorKind::Unavailable, true),

@@ -6,9 +6,11 @@
 //! the database itself with row-level security; [`migrate`] holds the embedded migration runner
 //! that `auto_migrate` and `cargo xtask migrate` use.
 //!
-//! [`PostgresVectorStore`] and [`PostgresEventLogStore`] are native implementations of the
-//! `cairn-stores` traits `VectorStore` (pgvector tables with HNSW indexes) and `EventLogStore`
-//! (a monthly-partitioned table) on tables of their own, built on a [`PostgresBackend`]
+//! [`PostgresVectorStore`], [`PostgresEventLogStore`], [`PostgresSessionStore`] and
+//! [`PostgresHookHistoryStore`] are native implementations of the `cairn-stores` traits
+//! `VectorStore` (pgvector tables with HNSW indexes), `EventLogStore` (a monthly-partitioned
+//! table), `SessionStore` (TTL checked in every statement) and `HookHistoryStore` (statistics
+//! in SQL) on tables of their own, built on a [`PostgresBackend`]
 //! (see [`PostgresBackend::scoped`]) and sharing its pool, role and per-transaction tenant.
 //!
 //! # How it works
@@ -67,6 +69,6 @@ pub use backend::{MAX_STATEMENT_PAYLOAD_BYTES, PostgresBackend};
 pub use config::PostgresConfig;
 pub use migrate::{MigrationReport, MigrationState, MigrationStatus, migrate_up, migration_status};
 pub use stores::{
-    PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore, PostgresVectorStore,
-    VECTOR_DEFAULT_EF_SEARCH,
+    PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore,
+    PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH,
 };

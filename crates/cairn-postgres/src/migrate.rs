@@ -41,9 +41,10 @@ macro_rules! embedded {
 }
 
 /// Every migration this build knows, in version order.
-const EMBEDDED: [(&str, &str); 3] = embedded![
+const EMBEDDED: [(&str, &str); 4] = embedded![
     "0001_kv_store.sql",
     "0002_vectors_events.sql",
+    "0003_sessions_hooks.sql",
     "0004_episodic_agent_state.sql",
 ];
 

@@ -1,64 +1,55 @@
-//! The PostgreSQL-native stores (needs `DATABASE_URL`): the same testkit
-//! suites as their generic implementations, plus checks of what only the native schema does
-//! (HNSW index use, partitions).
+//! The PostgreSQL-native stores (needs `DATABASE_URL`): the same testkit suites as their
+//! generic implementations, plus checks of what only the native schema does (HNSW index use,
+//! partitions, nanosecond times, TTL in SQL).
 
 mod common;
 
 use std::sync::Arc;
 
 use cairn_postgres::{
-    PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore, PostgresVectorStore,
+    PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
+    PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore,
 };
 use cairn_stores::agent_state::AgentStateStore;
 use cairn_stores::episodic::EpisodicStore;
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, TypePattern};
+use cairn_stores::hooks::HookHistoryStore;
+use cairn_stores::sessions::SessionStore;
 use cairn_stores::vectors::{Metric, SearchRequest, VectorRecord, VectorStore};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-/// Two vector stores on two fresh tenants of one backend.
+/// Two stores built by `make` on two fresh tenants of one backend.
+async fn pair<S: ?Sized>(make: fn(&PostgresBackend) -> Arc<S>) -> (Arc<S>, Arc<S>) {
+    let backend = common::backend().await;
+    let store = make(&backend.scoped(&common::random_tenant()));
+    let other = make(&backend.scoped(&common::random_tenant()));
+    (store, other)
+}
+
 async fn vector_stores() -> (Arc<dyn VectorStore>, Arc<dyn VectorStore>) {
-    let backend = common::backend().await;
-    let store = backend.scoped(&common::random_tenant());
-    let other = backend.scoped(&common::random_tenant());
-    (
-        Arc::new(PostgresVectorStore::new(&store)),
-        Arc::new(PostgresVectorStore::new(&other)),
-    )
+    pair::<dyn VectorStore>(|b| Arc::new(PostgresVectorStore::new(b))).await
 }
 
-/// Two event logs on two fresh tenants of one backend.
 async fn event_stores() -> (Arc<dyn EventLogStore>, Arc<dyn EventLogStore>) {
-    let backend = common::backend().await;
-    let store = backend.scoped(&common::random_tenant());
-    let other = backend.scoped(&common::random_tenant());
-    (
-        Arc::new(PostgresEventLogStore::new(&store)),
-        Arc::new(PostgresEventLogStore::new(&other)),
-    )
+    pair::<dyn EventLogStore>(|b| Arc::new(PostgresEventLogStore::new(b))).await
 }
 
-/// Two episodic stores on two fresh tenants of one backend.
 async fn episodic_stores() -> (Arc<dyn EpisodicStore>, Arc<dyn EpisodicStore>) {
-    let backend = common::backend().await;
-    let store = backend.scoped(&common::random_tenant());
-    let other = backend.scoped(&common::random_tenant());
-    (
-        Arc::new(PostgresEpisodicStore::new(&store)),
-        Arc::new(PostgresEpisodicStore::new(&other)),
-    )
+    pair::<dyn EpisodicStore>(|b| Arc::new(PostgresEpisodicStore::new(b))).await
 }
 
-/// Two agent-state stores on two fresh tenants of one backend.
 async fn agent_state_stores() -> (Arc<dyn AgentStateStore>, Arc<dyn AgentStateStore>) {
-    let backend = common::backend().await;
-    let store = backend.scoped(&common::random_tenant());
-    let other = backend.scoped(&common::random_tenant());
-    (
-        Arc::new(PostgresAgentStateStore::new(&store)),
-        Arc::new(PostgresAgentStateStore::new(&other)),
-    )
+    pair::<dyn AgentStateStore>(|b| Arc::new(PostgresAgentStateStore::new(b))).await
+}
+
+async fn session_stores() -> (Arc<dyn SessionStore>, Arc<dyn SessionStore>) {
+    pair::<dyn SessionStore>(|b| Arc::new(PostgresSessionStore::new(b))).await
+}
+
+async fn hook_stores() -> (Arc<dyn HookHistoryStore>, Arc<dyn HookHistoryStore>) {
+    pair::<dyn HookHistoryStore>(|b| Arc::new(PostgresHookHistoryStore::new(b))).await
 }
 
 mod vectors {
@@ -75,6 +66,14 @@ mod episodic {
 
 mod agent_state {
     cairn_testkit::agent_state_suite!(super::agent_state_stores);
+}
+
+mod sessions {
+    cairn_testkit::sessions_suite!(super::session_stores);
+}
+
+mod hooks {
+    cairn_testkit::hooks_suite!(super::hook_stores);
 }
 
 /// A deterministic pseudo-random unit-scale vector.
@@ -467,4 +466,154 @@ async fn episodic_and_agent_state_tables_keep_tenants_apart() {
     assert!(read.iter().all(|t| t.content == "secret"));
     let latest = agents.load_latest("a").await.unwrap().unwrap();
     assert_eq!((latest.info.version, latest.state), (1, json!("secret")));
+}
+
+/// `touch` renews in SQL by the stored time to live exactly, nanoseconds and multi-century
+/// ttls included, and a renewal past the year 9999 is `InvalidInput` that changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_renews_exactly_and_refuses_expiries_past_9999() {
+    let backend = common::backend().await;
+    let store = PostgresSessionStore::new(&backend.scoped(&common::random_tenant()));
+    let ttl = time::Duration::days(365 * 3000) + time::Duration::nanoseconds(123_456_789);
+    store.create(Some("long"), ttl, json!({})).await.unwrap();
+    let before = OffsetDateTime::now_utc();
+    let touched = store.touch("long").await.unwrap();
+    let after = OffsetDateTime::now_utc();
+    assert_eq!(touched.ttl, ttl);
+    let renewed_at = touched.expires_at - ttl;
+    assert!(
+        before <= renewed_at && renewed_at <= after,
+        "{before} <= {renewed_at} <= {after}"
+    );
+    assert_eq!(store.get("long").await.unwrap(), Some(touched));
+
+    let edge = datetime!(9999-12-31 23:59:59.999 UTC) - OffsetDateTime::now_utc();
+    let created = store.create(Some("edge"), edge, json!({})).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let err = store.touch("edge").await.unwrap_err();
+    assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err}");
+    assert_eq!(store.get("edge").await.unwrap(), Some(created));
+}
+
+/// Hook records keep nanosecond times and durations beyond `i64` nanoseconds exactly, and
+/// statistics count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_times_and_huge_durations_round_trip() {
+    use cairn_stores::hooks::{HookExecution, HookQuery};
+    let backend = common::backend().await;
+    let store = PostgresHookHistoryStore::new(&backend.scoped(&common::random_tenant()));
+    let huge = std::time::Duration::new(u64::MAX, 999_999_999);
+    let record = store
+        .record(HookExecution {
+            hook_name: "h".into(),
+            input: json!({"a": 1}),
+            output: Some(json!(null)),
+            error: Some("boom".into()),
+            duration: huge,
+            at: Some(datetime!(1969-12-31 23:59:59.123456789 UTC)),
+        })
+        .await
+        .unwrap();
+    let found = store.query(&HookQuery::default()).await.unwrap();
+    assert_eq!(found, [record]);
+    assert_eq!(found[0].duration, huge);
+    let stats = store.stats("h", None, None).await.unwrap();
+    assert_eq!((stats.count, stats.failures), (1, 1));
+    let millis = huge.as_nanos() as f64 / 1e6;
+    assert_eq!(
+        (stats.mean_ms, stats.p50_ms, stats.p95_ms),
+        (Some(millis), Some(millis), Some(millis))
+    );
+}
+
+/// Row-level security on `sessions` and `hook_executions`, attacked with SQL sent directly as
+/// `cairn_app`: with tenant A set, B's rows cannot be read, updated or deleted, and a row
+/// cannot be inserted as B; with no tenant set nothing is visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_hook_rows_are_held_by_row_level_security() {
+    use cairn_stores::hooks::HookExecution;
+    use tokio_postgres::error::SqlState;
+    let backend = common::backend().await;
+    let (a, b) = (common::random_tenant(), common::random_tenant());
+    let b_backend = backend.scoped(&b);
+    let sessions = PostgresSessionStore::new(&b_backend);
+    let hooks = PostgresHookHistoryStore::new(&b_backend);
+    sessions
+        .create(Some("s"), time::Duration::minutes(5), json!("b"))
+        .await
+        .unwrap();
+    hooks
+        .record(HookExecution {
+            hook_name: "h".into(),
+            input: json!("b"),
+            output: None,
+            error: None,
+            duration: std::time::Duration::from_millis(1),
+            at: None,
+        })
+        .await
+        .unwrap();
+    let attacker = common::client(&common::with_user(&common::database_url(), "cairn_app")).await;
+    let b = b.as_str();
+    for table in ["sessions", "hook_executions"] {
+        let count: i64 = attacker
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, 0, "{table} with no tenant set");
+        attacker.batch_execute("BEGIN").await.unwrap();
+        attacker
+            .execute(
+                "SELECT set_config('app.tenant_id', $1, true)",
+                &[&a.as_str()],
+            )
+            .await
+            .unwrap();
+        let seen: i64 = attacker
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"),
+                &[&b],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(seen, 0, "{table}: select");
+        let updated = attacker
+            .execute(
+                &format!("UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = $1"),
+                &[&b],
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated, 0, "{table}: update");
+        let deleted = attacker
+            .execute(&format!("DELETE FROM {table} WHERE tenant_id = $1"), &[&b])
+            .await
+            .unwrap();
+        assert_eq!(deleted, 0, "{table}: delete");
+        attacker.batch_execute("COMMIT").await.unwrap();
+    }
+    attacker.batch_execute("BEGIN").await.unwrap();
+    attacker
+        .execute(
+            "SELECT set_config('app.tenant_id', $1, true)",
+            &[&a.as_str()],
+        )
+        .await
+        .unwrap();
+    let err = attacker
+        .execute(
+            "INSERT INTO sessions (tenant_id, id, created_at, created_ns, expires_at, expires_ns, \
+             ttl_us, ttl_ns, data) VALUES ($1, 'x', now(), 0, now() + interval '1 hour', 0, 1, 0, \
+             '{}')",
+            &[&b],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
+    attacker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(sessions.get("s").await.unwrap().unwrap().data, json!("b"));
+    let mine = hooks.stats("h", None, None).await.unwrap();
+    assert_eq!(mine.count, 1);
 }

@@ -78,7 +78,8 @@ impl Storage {
 /// One tenant's component stores.
 ///
 /// A component on PostgreSQL gets the native store where `cairn-postgres` has one (vectors,
-/// event log, episodic memory, agent state); every other component gets the generic store over its key-value backend.
+/// event log, episodic memory, agent state, sessions, hook history); every other component
+/// gets the generic store over its key-value backend.
 #[derive(Debug, Clone)]
 pub struct TenantStorage {
     tenant: TenantId,
@@ -165,8 +166,13 @@ impl TenantStorage {
         ))
     }
 
-    /// Sessions with a time to live ([`Component::Sessions`]).
+    /// Sessions with a time to live ([`Component::Sessions`]): on PostgreSQL the native
+    /// [`cairn_postgres::PostgresSessionStore`] (`sessions` table), elsewhere the generic store.
     pub fn sessions(&self) -> Arc<dyn SessionStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::Sessions) {
+            return Arc::new(cairn_postgres::PostgresSessionStore::new(pg));
+        }
         Arc::new(GenericSessionStore::new(self.backend(Component::Sessions)))
     }
 
@@ -188,8 +194,14 @@ impl TenantStorage {
         Arc::new(GenericEventLogStore::new(self.backend(Component::EventLog)))
     }
 
-    /// Hook executions ([`Component::HookHistory`]).
+    /// Hook executions ([`Component::HookHistory`]): on PostgreSQL the native
+    /// [`cairn_postgres::PostgresHookHistoryStore`] (`hook_executions` table), elsewhere the
+    /// generic store.
     pub fn hooks(&self) -> Arc<dyn HookHistoryStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::HookHistory) {
+            return Arc::new(cairn_postgres::PostgresHookHistoryStore::new(pg));
+        }
         Arc::new(GenericHookHistoryStore::new(
             self.backend(Component::HookHistory),
         ))

@@ -7,6 +7,7 @@ use cairn_core::TenantId;
 use cairn_registry::{Storage, from_toml};
 use cairn_stores::episodic::{Role, Turn};
 use cairn_stores::event_log::{Event, EventQuery};
+use cairn_stores::hooks::{HookExecution, HookQuery};
 use cairn_stores::vectors::{Metadata, Metric, SearchRequest};
 use serde_json::json;
 
@@ -29,6 +30,10 @@ async fn components_on_postgres_are_native() {
         [storage.episodic_memory]
         backend = "postgres"
         [storage.agent_state]
+        backend = "postgres"
+        [storage.sessions]
+        backend = "postgres"
+        [storage.hook_history]
         backend = "postgres"
         "#
     ))
@@ -65,6 +70,35 @@ async fn components_on_postgres_are_native() {
     assert_eq!(
         events.query(&EventQuery::default()).await.unwrap(),
         [record]
+    );
+
+    let sessions = tenant.sessions();
+    assert!(
+        format!("{sessions:?}").starts_with("PostgresSessionStore"),
+        "{sessions:?}"
+    );
+    assert!(sessions.list(None, 10).await.unwrap().items.is_empty());
+    assert_eq!(sessions.purge_expired().await.unwrap(), 0);
+
+    let hooks = tenant.hooks();
+    assert!(
+        format!("{hooks:?}").starts_with("PostgresHookHistoryStore"),
+        "{hooks:?}"
+    );
+    let execution = hooks
+        .record(HookExecution {
+            hook_name: "h".into(),
+            input: json!({}),
+            output: None,
+            error: None,
+            duration: std::time::Duration::from_millis(3),
+            at: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        hooks.query(&HookQuery::default()).await.unwrap(),
+        [execution]
     );
 
     let episodic = tenant.episodic();

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use cairn_core::{Error, Result, StorageBackend, check_batch_len, check_scan_limit};
+use cairn_core::{Result, StorageBackend, check_batch_len, check_scan_limit};
 use cairn_stores::codec::check_id;
 use cairn_stores::event_log::{
     Event, EventLogStore, EventQuery, EventRecord, TypePattern, check_event_type,
@@ -17,6 +17,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::timestamps::{check_year, join, split};
+use super::{QuerySql, check_range};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -82,7 +83,8 @@ impl EnsuredMonths {
 }
 
 /// Every statement of the event log. Values always travel as parameters; [`QuerySql`]
-/// assembles a query from the fixed fragments below and numbers its parameters.
+/// assembles a query from the fixed fragments below plus the shared time-range fragments
+/// and numbers its parameters.
 ///
 /// `$1` is always the tenant id.
 mod sql {
@@ -112,79 +114,24 @@ SELECT id, at, at_ns, event_type, correlation_id, payload FROM events WHERE tena
     pub(super) const TYPE_PREFIX: &str = " AND event_type >= {0} AND event_type < {1}";
     /// `{0}` the correlation id.
     pub(super) const CORRELATION: &str = " AND correlation_id = {0}";
-    /// `{0}` time, `{1}` nanoseconds: inclusive lower bound.
-    pub(super) const FROM: &str = " AND at >= {0} AND (at, at_ns) >= ({0}, {1})";
-    /// `{0}` time, `{1}` nanoseconds: exclusive upper bound.
-    pub(super) const TO: &str = " AND at <= {0} AND (at, at_ns) < ({0}, {1})";
-    /// `{0}` time, `{1}` nanoseconds, `{2}` id of the cursor.
-    pub(super) const AFTER: &str = " AND at >= {0} AND (at, at_ns, id) > ({0}, {1}, {2})";
-    /// `{0}` the limit.
-    pub(super) const ORDER_LIMIT: &str = " ORDER BY at, at_ns, id LIMIT {0}";
 }
 
-/// A query statement and its parameters, assembled from [`sql`] fragments.
-struct QuerySql {
-    text: String,
-    params: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl QuerySql {
-    fn new(tenant: &str) -> QuerySql {
-        QuerySql {
-            text: sql::SELECT.to_owned(),
-            params: vec![Box::new(tenant.to_owned())],
-        }
+/// The query statement for `query`, assembled from [`sql`] fragments.
+fn query_sql(tenant: &str, query: &EventQuery) -> QuerySql {
+    let mut sql = QuerySql::new(sql::SELECT, tenant);
+    match &query.event_type {
+        Some(TypePattern::Exact(t)) => sql.push(sql::TYPE_EXACT, vec![Box::new(t.clone())]),
+        Some(TypePattern::Prefix(p)) => sql.push(
+            sql::TYPE_PREFIX,
+            vec![Box::new(format!("{p}.")), Box::new(format!("{p}/"))],
+        ),
+        None => {}
     }
-
-    /// Appends `fragment` with `{i}` replaced by the placeholder of `values[i]`.
-    fn push(&mut self, fragment: &str, values: Vec<Box<dyn ToSql + Sync + Send>>) {
-        let mut text = fragment.to_owned();
-        for (i, value) in values.into_iter().enumerate() {
-            self.params.push(value);
-            text = text.replace(&format!("{{{i}}}"), &format!("${}", self.params.len()));
-        }
-        self.text.push_str(&text);
+    if let Some(correlation) = &query.correlation_id {
+        sql.push(sql::CORRELATION, vec![Box::new(correlation.clone())]);
     }
-
-    fn for_query(tenant: &str, query: &EventQuery) -> QuerySql {
-        let mut sql = QuerySql::new(tenant);
-        match &query.event_type {
-            Some(TypePattern::Exact(t)) => sql.push(sql::TYPE_EXACT, vec![Box::new(t.clone())]),
-            Some(TypePattern::Prefix(p)) => sql.push(
-                sql::TYPE_PREFIX,
-                vec![Box::new(format!("{p}.")), Box::new(format!("{p}/"))],
-            ),
-            None => {}
-        }
-        if let Some(correlation) = &query.correlation_id {
-            sql.push(sql::CORRELATION, vec![Box::new(correlation.clone())]);
-        }
-        if let Some(from) = query.from {
-            let (at, ns) = split(from);
-            sql.push(sql::FROM, vec![Box::new(at), Box::new(ns)]);
-        }
-        if let Some(to) = query.to {
-            let (at, ns) = split(to);
-            sql.push(sql::TO, vec![Box::new(at), Box::new(ns)]);
-        }
-        if let Some(after) = query.after {
-            let (at, ns) = split(after.at);
-            sql.push(
-                sql::AFTER,
-                vec![Box::new(at), Box::new(ns), Box::new(after.id)],
-            );
-        }
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        sql.push(sql::ORDER_LIMIT, vec![Box::new(limit)]);
-        sql
-    }
-
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect()
-    }
+    sql.push_time_range(query.from, query.to, query.after, query.limit);
+    sql
 }
 
 /// A month as `year * 12 + month index` (0-based), the key of [`EnsuredMonths`].
@@ -236,13 +183,7 @@ fn record_from(row: &Row) -> Result<EventRecord> {
 
 fn check_query(query: &EventQuery) -> Result<()> {
     check_scan_limit(query.limit)?;
-    if let (Some(from), Some(to)) = (query.from, query.to) {
-        if from > to {
-            return Err(Error::invalid_input(
-                "time range starts after it ends (from > to)",
-            ));
-        }
-    }
+    check_range(query.from, query.to)?;
     if let Some(pattern) = &query.event_type {
         pattern.validate()?;
     }
@@ -345,7 +286,7 @@ impl EventLogStore for PostgresEventLogStore {
     async fn query(&self, query: &EventQuery) -> Result<Vec<EventRecord>> {
         const OP: &str = "event_query";
         check_query(query)?;
-        let sql = QuerySql::for_query(self.tenant(), query);
+        let sql = query_sql(self.tenant(), query);
         let conn = self.backend.conn(OP).await?;
         let stmt = conn.statement(&sql.text, OP).await?;
         let params = sql.params();
@@ -400,7 +341,7 @@ mod tests {
             from: Some(datetime!(2026-01-01 0:00 UTC)),
             ..EventQuery::default()
         };
-        let sql = QuerySql::for_query("t", &query);
+        let sql = query_sql("t", &query);
         assert!(
             sql.text.contains("event_type >= $2 AND event_type < $3"),
             "{}",

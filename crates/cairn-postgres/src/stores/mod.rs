@@ -1,30 +1,133 @@
 //! PostgreSQL-native implementations of component store traits from `cairn-stores`.
 //!
 //! Each store keeps its records in tables of its own (migrations `0002_vectors_events.sql`,
-//! `0004_episodic_agent_state.sql`)
-//! instead of encoding them into `kv_store`, and runs on the same pool, role and
-//! per-transaction tenant setting as [`PostgresBackend`](crate::PostgresBackend): every
-//! operation is a transaction that starts with `set_config('app.tenant_id', $1, true)`, and
-//! row-level security on every table keeps tenants apart. Each store passes the same testkit
-//! suite as the generic implementation of its trait.
+//! `0003_sessions_hooks.sql`, `0004_episodic_agent_state.sql`) instead of encoding them into `kv_store`, and runs on the same
+//! pool, role and per-transaction tenant setting as [`PostgresBackend`](crate::PostgresBackend):
+//! every operation is a transaction that starts with `set_config('app.tenant_id', $1, true)`,
+//! and row-level security on every table keeps tenants apart. Each store passes the same
+//! testkit suite as the generic implementation of its trait.
+//!
+//! This module holds what several stores share: [`QuerySql`], which assembles a time-ordered
+//! query from fixed fragments, and the one-statement transaction helpers; `timestamps` keeps
+//! nanosecond times in `timestamptz` columns.
 
 mod agent_state;
 mod episodic;
 mod event_log;
+mod hooks;
+mod sessions;
 mod timestamps;
 mod vectors;
+
+use cairn_core::{Error, Result, StorageBackend};
+use cairn_stores::stream::StreamCursor;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::backend::PostgresBackend;
+use timestamps::split;
 
 pub use agent_state::PostgresAgentStateStore;
 pub use episodic::PostgresEpisodicStore;
 pub(crate) use event_log::EnsuredMonths;
 pub use event_log::PostgresEventLogStore;
+pub use hooks::PostgresHookHistoryStore;
+pub use sessions::PostgresSessionStore;
 pub use vectors::{PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH};
 
-use cairn_core::{Error, Result, StorageBackend};
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+/// Time-range fragments of [`QuerySql`] on a table whose rows order by `(at, at_ns, id)`.
+mod time_sql {
+    /// `{0}` time, `{1}` nanoseconds: inclusive lower bound.
+    pub(super) const FROM: &str = " AND at >= {0} AND (at, at_ns) >= ({0}, {1})";
+    /// `{0}` time, `{1}` nanoseconds: exclusive upper bound.
+    pub(super) const TO: &str = " AND at <= {0} AND (at, at_ns) < ({0}, {1})";
+    /// `{0}` time, `{1}` nanoseconds, `{2}` id of the cursor.
+    pub(super) const AFTER: &str = " AND at >= {0} AND (at, at_ns, id) > ({0}, {1}, {2})";
+    /// `{0}` the limit.
+    pub(super) const ORDER_LIMIT: &str = " ORDER BY at, at_ns, id LIMIT {0}";
+}
 
-use crate::backend::PostgresBackend;
+/// A query statement and its parameters, assembled from fixed fragments; values always
+/// travel as parameters. `$1` is the tenant id.
+struct QuerySql {
+    text: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl QuerySql {
+    /// Starts with `select`, whose only parameter is `$1`, the tenant.
+    fn new(select: &str, tenant: &str) -> QuerySql {
+        QuerySql {
+            text: select.to_owned(),
+            params: vec![Box::new(tenant.to_owned())],
+        }
+    }
+
+    /// Appends `fragment` with `{i}` replaced by the placeholder of `values[i]`.
+    fn push(&mut self, fragment: &str, values: Vec<Box<dyn ToSql + Sync + Send>>) {
+        let mut text = fragment.to_owned();
+        for (i, value) in values.into_iter().enumerate() {
+            self.params.push(value);
+            text = text.replace(&format!("{{{i}}}"), &format!("${}", self.params.len()));
+        }
+        self.text.push_str(&text);
+    }
+
+    /// Appends `from <= (at, at_ns) < to`. Each bound also bounds `at` alone, so the planner
+    /// can prune partitions and use indexes.
+    fn push_time_bounds(&mut self, from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) {
+        if let Some(from) = from {
+            let (at, ns) = split(from);
+            self.push(time_sql::FROM, vec![Box::new(at), Box::new(ns)]);
+        }
+        if let Some(to) = to {
+            let (at, ns) = split(to);
+            self.push(time_sql::TO, vec![Box::new(at), Box::new(ns)]);
+        }
+    }
+
+    /// Appends [`QuerySql::push_time_bounds`], the cursor `(at, at_ns, id) > after`, and the
+    /// order and limit.
+    fn push_time_range(
+        &mut self,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+        after: Option<StreamCursor>,
+        limit: usize,
+    ) {
+        self.push_time_bounds(from, to);
+        if let Some(after) = after {
+            let (at, ns) = split(after.at);
+            self.push(
+                time_sql::AFTER,
+                vec![Box::new(at), Box::new(ns), Box::new(after.id)],
+            );
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.push(time_sql::ORDER_LIMIT, vec![Box::new(limit)]);
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// Checks that a time range is not reversed.
+///
+/// # Errors
+/// `InvalidInput` when both ends are given and `from > to`.
+fn check_range(from: Option<OffsetDateTime>, to: Option<OffsetDateTime>) -> Result<()> {
+    match (from, to) {
+        (Some(from), Some(to)) if from > to => Err(Error::invalid_input(
+            "time range starts after it ends (from > to)",
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Runs one statement returning rows in a transaction scoped to `backend`'s tenant.
 pub(crate) async fn query(
