@@ -87,6 +87,9 @@ enum Abort {
 impl SledBackend {
     /// Opens (or creates) the database at `config.path`, scoped to the default tenant.
     ///
+    /// A directory lock still held by a handle that was just dropped (sled's background threads
+    /// release it a moment later) is waited for, up to 2 seconds.
+    ///
     /// # Errors
     /// `Backend` when the directory cannot be opened (for example another process holds it),
     /// `Corruption` when sled finds damaged files.
@@ -179,14 +182,34 @@ impl SledBackend {
     }
 }
 
+/// How long `open` waits for the directory lock held by a handle of this process that was just
+/// dropped: sled's background threads release it a moment after the last handle goes.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Part of the message sled gives when another handle holds the directory lock.
+const LOCK_HELD: &str = "could not acquire lock";
+
 fn open_engine(config: &SledConfig) -> Result<Engine> {
-    let db = sled::Config::new()
-        .path(&config.path)
-        .cache_capacity(config.cache_capacity_mb.saturating_mul(1024 * 1024))
-        .flush_every_ms(config.mode.flush_interval_ms())
-        .temporary(config.temporary)
-        .open()
-        .map_err(|e| from_sled(e).with_context("path", config.path.display()))?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let db = loop {
+        let opened = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_mb.saturating_mul(1024 * 1024))
+            .flush_every_ms(config.mode.flush_interval_ms())
+            .temporary(config.temporary)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains(LOCK_HELD) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => {
+                break other
+                    .map_err(|e| from_sled(e).with_context("path", config.path.display()))?;
+            }
+        }
+    };
     let tree = db.open_tree(KV_TREE).map_err(from_sled)?;
     let flusher = match config.mode.flush_interval_ms() {
         Some(ms) => Some(
