@@ -181,43 +181,45 @@ REVOKE ALL ON FUNCTION cairn_ensure_event_partition(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cairn_ensure_event_partition(timestamptz) TO cairn_app;
 
 -- ---------------------------------------------------------------------------------------
+-- Row-level security for a tenant-scoped table: ENABLE + FORCE, one policy per command on
+-- the transaction-local app.tenant_id, and the data privileges for cairn_app only. Later
+-- migrations call it for their tables. Only the migration user may run it.
+CREATE FUNCTION cairn_tenant_rls(t text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format(
+        'CREATE POLICY %I ON %I FOR SELECT '
+        'USING (tenant_id = current_setting(''app.tenant_id'', true))',
+        t || '_tenant_select', t);
+    EXECUTE format(
+        'CREATE POLICY %I ON %I FOR INSERT '
+        'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))',
+        t || '_tenant_insert', t);
+    EXECUTE format(
+        'CREATE POLICY %I ON %I FOR UPDATE '
+        'USING (tenant_id = current_setting(''app.tenant_id'', true)) '
+        'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))',
+        t || '_tenant_update', t);
+    EXECUTE format(
+        'CREATE POLICY %I ON %I FOR DELETE '
+        'USING (tenant_id = current_setting(''app.tenant_id'', true))',
+        t || '_tenant_delete', t);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO cairn_app', t);
+END
+$$;
+REVOKE ALL ON FUNCTION cairn_tenant_rls(text) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------
 -- Row-level security and grants, the same for every table of this migration. Partitions
 -- (events_default and the monthly ones) get RLS enabled and forced without policies or
 -- grants: all access goes through `events`, whose policies apply.
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY[
+SELECT cairn_tenant_rls(t) FROM unnest(ARRAY[
         'vector_collections',
         'vector_embeddings_384', 'vector_embeddings_768', 'vector_embeddings_1536',
         'vector_embeddings_3072', 'vector_embeddings_other',
         'events'
-    ]
-    LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY %I ON %I FOR SELECT '
-            'USING (tenant_id = current_setting(''app.tenant_id'', true))',
-            t || '_tenant_select', t);
-        EXECUTE format(
-            'CREATE POLICY %I ON %I FOR INSERT '
-            'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))',
-            t || '_tenant_insert', t);
-        EXECUTE format(
-            'CREATE POLICY %I ON %I FOR UPDATE '
-            'USING (tenant_id = current_setting(''app.tenant_id'', true)) '
-            'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))',
-            t || '_tenant_update', t);
-        EXECUTE format(
-            'CREATE POLICY %I ON %I FOR DELETE '
-            'USING (tenant_id = current_setting(''app.tenant_id'', true))',
-            t || '_tenant_delete', t);
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO cairn_app', t);
-    END LOOP;
-END
-$$;
+    ]) AS t;
 
 ALTER TABLE events_default ENABLE ROW LEVEL SECURITY;
 ALTER TABLE events_default FORCE ROW LEVEL SECURITY;

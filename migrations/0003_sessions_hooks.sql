@@ -56,33 +56,5 @@ CREATE INDEX hook_executions_hook_idx ON hook_executions (tenant_id, hook_name, 
     INCLUDE (duration_ns, failed);
 
 -- ---------------------------------------------------------------------------------------
--- Row-level security and grants, the same for every table of this migration.
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['sessions', 'hook_executions']
-    LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY %I ON %I FOR SELECT '
-            'USING (tenant_id = current_setting(''app.tenant_id'', true))',
-            t || '_tenant_select', t);
-        EXECUTE format(
-            'CREATE POLICY %I ON %I FOR INSERT '
-            'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))',
-            t || '_tenant_insert', t);
-        EXECUTE format(
-            'CREATE POLICY %I ON %I FOR UPDATE '
-            'USING (tenant_id = current_setting(''app.tenant_id'', true)) '
-            'WITH CHECK (tenant_id = current_setting(''app.tenant_id'', true))',
-            t || '_tenant_update', t);
-        EXECUTE format(
-            'CREATE POLICY %I ON %I FOR DELETE '
-            'USING (tenant_id = current_setting(''app.tenant_id'', true))',
-            t || '_tenant_delete', t);
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO cairn_app', t);
-    END LOOP;
-END
-$$;
+-- Row-level security and grants for every table of this migration (`cairn_tenant_rls`, 0002).
+SELECT cairn_tenant_rls(t) FROM unnest(ARRAY['sessions', 'hook_executions']) AS t;
