@@ -220,6 +220,135 @@ async fn indexed_384_search_matches_exact_order() {
     assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput);
 }
 
+/// The plan of `request` on `collection`, without the query vector's literal.
+async fn plan_of(store: &PostgresVectorStore, collection: &str, request: SearchRequest) -> String {
+    store
+        .explain_search(collection, request)
+        .await
+        .unwrap()
+        .iter()
+        .map(|line| line.split("'[").next().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Records `v00`, `v01`, … of `dimension` pseudo-random components.
+fn records(count: u64, dimension: usize) -> Vec<VectorRecord> {
+    (0..count)
+        .map(|i| VectorRecord {
+            id: format!("v{i:02}"),
+            vector: pseudo_random(i, dimension),
+            metadata: Default::default(),
+        })
+        .collect()
+}
+
+/// Dimensions without a table of their own get one on first use, with the index their size
+/// allows: 5 an HNSW index on the vector, 2500 one on its `halfvec`, 4500 none (exact scan).
+/// As in the 3072 test, `enable_sort = off` in a database of its own makes the planner price
+/// the exact scan as for a large collection, so an index, where there is one, must be used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dimension_gets_a_table_with_the_index_its_size_allows() {
+    let database = common::TempDatabase::create().await;
+    common::client(&common::database_url())
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET enable_sort = off",
+            database.name
+        ))
+        .await
+        .unwrap();
+    let backend = cairn_postgres::PostgresBackend::connect(common::test_config(&database.url))
+        .await
+        .unwrap();
+    let store = PostgresVectorStore::new(&backend.scoped(&common::random_tenant()));
+    let owner = common::client(&database.url).await;
+    for (dimension, metric, index) in [
+        (5, Metric::Cosine, Some("vector_embeddings_5_cosine_hnsw")),
+        (2500, Metric::L2, Some("vector_embeddings_2500_l2_hnsw")),
+        (4500, Metric::Dot, None),
+    ] {
+        let table = format!("vector_embeddings_{dimension}");
+        let before: Option<String> = owner
+            .query_one("SELECT to_regclass($1)::text", &[&table])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(before, None, "{table} exists before its first collection");
+        let name = format!("d{dimension}");
+        store
+            .create_collection(&name, dimension, metric)
+            .await
+            .unwrap();
+        store
+            .upsert_batch(&name, records(30, dimension))
+            .await
+            .unwrap();
+        let request = SearchRequest::new(pseudo_random(11, dimension), 3);
+        let plan = plan_of(&store, &name, request.clone()).await;
+        match index {
+            Some(index) => {
+                assert!(plan.contains(index), "{table}: no {index} in\n{plan}");
+                assert!(!plan.contains("Seq Scan"), "{table}:\n{plan}");
+            }
+            None => assert!(!plan.contains("hnsw"), "{table}:\n{plan}"),
+        }
+        let hits = store.search(&name, request).await.unwrap();
+        assert_eq!(
+            hits[0].id, "v11",
+            "{table}: the query's own vector comes first"
+        );
+        assert_eq!(store.count(&name).await.unwrap(), 30);
+        let forced: bool = owner
+            .query_one(
+                "SELECT relforcerowsecurity FROM pg_class WHERE oid = $1::text::regclass",
+                &[&table],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(forced, "{table} does not force row-level security");
+    }
+}
+
+/// Sixteen tenants creating the first collections of a new dimension at once all succeed,
+/// and one table serves them all, each seeing only its own vectors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_collections_of_a_dimension_share_one_new_table() {
+    let database = common::TempDatabase::create().await;
+    let backend = cairn_postgres::PostgresBackend::connect(common::test_config(&database.url))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..16u64)
+        .map(|n| {
+            let store = PostgresVectorStore::new(&backend.scoped(&common::random_tenant()));
+            tokio::spawn(async move {
+                store.create_collection("c", 77, Metric::L2).await?;
+                store.upsert_batch("c", records(n + 1, 77)).await?;
+                let count = store.count("c").await?;
+                let hits = store
+                    .search("c", SearchRequest::new(pseudo_random(0, 77), 100))
+                    .await?;
+                Ok::<_, cairn_core::Error>((n + 1, count, hits.len()))
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (written, count, found) = task.await.unwrap().unwrap();
+        assert_eq!((count, found as u64), (written, written));
+    }
+    let tables: i64 = common::client(&database.url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname = 'vector_embeddings_77'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1);
+}
+
 /// Which partition of `events` holds the event `id` (read as the superuser, from outside the
 /// store).
 async fn partition_of(id: uuid::Uuid) -> String {
@@ -300,6 +429,82 @@ async fn back_dated_and_future_events_land_in_the_default_partition() {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// Retention drops a month's partition only when no tenant has rows in it: A's retention
+/// deletes A's rows and keeps the partition for B's; B's retention then drops it. The month is
+/// random (in 1100..2000) so runs on a long-lived database do not meet each other's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_a_partition_once_no_tenant_has_rows_in_it() {
+    let backend = common::backend().await;
+    let a = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
+    let b = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
+    let owner = common::client(&common::database_url()).await;
+    let seed = {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        common::unique().hash(&mut hasher);
+        hasher.finish()
+    };
+    let year = 1100 + (seed % 900) as i32;
+    let month = time::Month::try_from(1 + (seed / 900 % 12) as u8).unwrap();
+    let start = time::Date::from_calendar_date(year, month, 1)
+        .unwrap()
+        .midnight()
+        .assume_utc();
+    let end = start + time::Duration::days(31);
+    let end = time::Date::from_calendar_date(end.year(), end.month(), 1)
+        .unwrap()
+        .midnight()
+        .assume_utc();
+    let partition = format!("events_y{year:04}m{:02}", u8::from(month));
+    let created: bool = owner
+        .query_one("SELECT cairn_ensure_event_partition($1)", &[&start])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(created, "{partition} already existed");
+    let exists = |name: String| {
+        let owner = &owner;
+        async move {
+            owner
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+                .await
+                .unwrap()
+                .get::<_, bool>(0)
+        }
+    };
+    let in_month = |n: i64| Event::new("old", json!(n)).at(start + time::Duration::hours(n));
+    let a_events = a
+        .append_batch((0..3).map(in_month).collect())
+        .await
+        .unwrap();
+    b.append_batch((0..2).map(in_month).collect())
+        .await
+        .unwrap();
+    assert_eq!(partition_of(a_events[0].id).await, partition);
+
+    assert_eq!(a.drop_before(end).await.unwrap(), 3);
+    assert!(
+        exists(partition.clone()).await,
+        "dropped with B's rows in it"
+    );
+    let month_query = EventQuery {
+        from: Some(start),
+        to: Some(end),
+        ..EventQuery::default()
+    };
+    assert_eq!(b.query(&month_query).await.unwrap().len(), 2);
+    assert!(a.query(&month_query).await.unwrap().is_empty());
+
+    assert_eq!(b.drop_before(end).await.unwrap(), 2);
+    assert!(!exists(partition).await, "empty past partition kept");
+    let today = OffsetDateTime::now_utc();
+    let current = format!("events_y{:04}m{:02}", today.year(), u8::from(today.month()));
+    assert!(
+        exists(current).await,
+        "the current month's partition is never dropped"
     );
 }
 

@@ -104,6 +104,10 @@ FROM unnest($2::timestamptz[], $3::int2[], $4::uuid[], $5::text[], $6::text[], $
     pub(super) const DROP_BEFORE: &str = "\
 DELETE FROM events WHERE tenant_id = $1 AND at <= $2 AND (at, at_ns) < ($2, $3)";
 
+    /// `$1` the cutoff: drops the monthly partitions wholly before it that no tenant has rows
+    /// in any more (migration 0007).
+    pub(super) const DROP_EMPTY_PARTITIONS: &str = "SELECT cairn_drop_event_partitions_before($1)";
+
     /// The start of every query.
     pub(super) const SELECT: &str = "\
 SELECT id, at, at_ns, event_type, correlation_id, payload FROM events WHERE tenant_id = $1";
@@ -300,18 +304,31 @@ impl EventLogStore for PostgresEventLogStore {
         rows.iter().map(record_from).collect()
     }
 
+    /// Deletes this tenant's events before `before`, then, in a transaction of its own,
+    /// drops the monthly partitions wholly before `before` in which no tenant has rows left
+    /// (other tenants' rows are never touched: their partitions stay until they apply
+    /// retention too).
     async fn drop_before(&self, before: OffsetDateTime) -> Result<u64> {
         const OP: &str = "event_drop_before";
         let (at, ns) = split(before);
         let conn = self.backend.conn(OP).await?;
-        let stmt = conn.statement(sql::DROP_BEFORE, OP).await?;
+        let delete = conn.statement(sql::DROP_BEFORE, OP).await?;
+        let drop_partitions = conn.statement(sql::DROP_EMPTY_PARTITIONS, OP).await?;
         let tenant = self.tenant();
+        let deleted = conn
+            .run(
+                self.backend.tenant_id(),
+                OP,
+                conn.client().execute(&delete, &[&tenant, &at, &ns]),
+            )
+            .await?;
         conn.run(
             self.backend.tenant_id(),
             OP,
-            conn.client().execute(&stmt, &[&tenant, &at, &ns]),
+            conn.client().query_one(&drop_partitions, &[&at]),
         )
-        .await
+        .await?;
+        Ok(deleted)
     }
 }
 

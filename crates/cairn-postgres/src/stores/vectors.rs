@@ -1,9 +1,9 @@
 //! [`PostgresVectorStore`]: [`VectorStore`] on pgvector tables with HNSW indexes.
 //!
-//! Layout (migration `0002_vectors_events.sql`): `vector_collections` holds one row per
-//! collection; vectors live in `vector_embeddings_384`, `_768`, `_1536`, `_3072` (HNSW
-//! indexed, one partial index per metric) or, for every other dimension,
-//! `vector_embeddings_other` (no vector index: exact scan of the collection's rows).
+//! Layout (migrations `0002_vectors_events.sql`, `0007_vector_dimensions_event_retention.sql`):
+//! `vector_collections` holds one row per collection; vectors live in one table per dimension,
+//! `vector_embeddings_<dimension>`: 384, 768, 1536 and 3072 exist from the start, every other
+//! dimension's table is created by the first collection of that dimension.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,26 +28,29 @@ use crate::error;
 /// in the measurements of DESIGN.md §3 (pgvector's own default, 40, gave 0.896).
 pub const VECTOR_DEFAULT_EF_SEARCH: usize = 100;
 
-/// Largest magnitude of a `halfvec` component: a 3072-dimension vector is indexed as
-/// `halfvec`, so its components must fit.
+/// Largest magnitude of a `halfvec` component: vectors of 2001 to 4000 dimensions are indexed
+/// as `halfvec`, so their components must fit.
 const HALFVEC_MAX: f32 = 65_504.0;
 
 /// A [`VectorStore`] on PostgreSQL with pgvector, scoped to the tenant of the
 /// [`PostgresBackend`] it was built on.
 ///
 /// # How it searches
-/// - Dimensions 384, 768, 1536: an HNSW index (m = 16, ef_construction = 128) per metric.
+/// - Dimensions 1 to 2000: an HNSW index (m = 16, ef_construction = 128) per metric.
 ///   The search sets `hnsw.ef_search` (from [`SearchRequest::ef_search`], else
 ///   [`VECTOR_DEFAULT_EF_SEARCH`]) and `hnsw.iterative_scan = relaxed_order` for its
 ///   transaction only, so the tenant, collection and metadata filters never starve `k`: the
 ///   index scan continues until enough rows pass (up to pgvector's `hnsw.max_scan_tuples`).
 ///   It takes `max(k, ef_search)` candidates ordered by the index, then orders them exactly by
 ///   distance and id and keeps `k`.
-/// - Dimension 3072: the same, through an HNSW index on `embedding::halfvec(3072)`; the
-///   candidates are re-ranked by the exact `vector` distance. Components must lie within
-///   ±65504 (the `halfvec` range).
-/// - Any other dimension (1 to 16000): an exact scan of the collection's rows, ordered by
-///   distance and id. Per-dimension tables created on first use are a follow-up.
+/// - Dimensions 2001 to 4000 (3072 among them): the same, through an HNSW index on
+///   `embedding::halfvec(N)`; the candidates are re-ranked by the exact `vector` distance.
+///   Components must lie within ±65504 (the `halfvec` range).
+/// - Dimensions 4001 to 16000: an exact scan of the collection's rows, ordered by distance
+///   and id (pgvector indexes at most 4000 dimensions).
+///
+/// Each dimension has its own table, created (with its indexes and row-level security) in the
+/// transaction of the first `create_collection` of that dimension, safely under concurrency.
 ///
 /// Metadata filters run in SQL: `metadata @> $filter` (served by a GIN index) plus an exact
 /// equality check per filter key, so `{"tags": ["a"]}` does not match `["a", "b"]`.
@@ -69,50 +72,52 @@ impl fmt::Debug for PostgresVectorStore {
     }
 }
 
-/// Where a collection's vectors live.
+/// Largest dimension pgvector indexes as `vector` (HNSW).
+const VECTOR_INDEX_MAX_DIMENSION: usize = 2_000;
+
+/// Largest dimension pgvector indexes as `halfvec` (HNSW).
+const HALFVEC_INDEX_MAX_DIMENSION: usize = 4_000;
+
+/// Where a collection's vectors live: `vector_embeddings_<dimension>`, a table per dimension
+/// (384, 768, 1536 and 3072 from migration 0002, every other one created on first use by
+/// `cairn_ensure_vector_table`, migration 0007). The name is built from the integer only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
-    D384,
-    D768,
-    D1536,
-    D3072,
-    Other,
+struct Table {
+    dimension: usize,
+}
+
+/// How a table's HNSW indexes (one partial index per metric) see its vectors; the rule
+/// matches `cairn_ensure_vector_table` and the 0002 tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Index {
+    /// On the `vector` column: dimensions up to 2000.
+    Vector,
+    /// On `embedding::halfvec(N)`, candidates re-ranked exactly: 2001 to 4000.
+    Halfvec,
+    /// None (exact scan): above 4000.
+    None,
 }
 
 impl Table {
     fn for_dimension(dimension: usize) -> Table {
-        match dimension {
-            384 => Table::D384,
-            768 => Table::D768,
-            1536 => Table::D1536,
-            3072 => Table::D3072,
-            _ => Table::Other,
-        }
+        Table { dimension }
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            Table::D384 => "vector_embeddings_384",
-            Table::D768 => "vector_embeddings_768",
-            Table::D1536 => "vector_embeddings_1536",
-            Table::D3072 => "vector_embeddings_3072",
-            Table::Other => "vector_embeddings_other",
-        }
+    fn name(self) -> String {
+        format!("vector_embeddings_{}", self.dimension)
     }
 
     /// The type a `real[]` is cast to for this table's column.
-    fn vector_type(self) -> &'static str {
-        match self {
-            Table::D384 => "vector(384)",
-            Table::D768 => "vector(768)",
-            Table::D1536 => "vector(1536)",
-            Table::D3072 => "vector(3072)",
-            Table::Other => "vector",
-        }
+    fn vector_type(self) -> String {
+        format!("vector({})", self.dimension)
     }
 
-    fn indexed(self) -> bool {
-        self != Table::Other
+    fn index(self) -> Index {
+        match self.dimension {
+            d if d <= VECTOR_INDEX_MAX_DIMENSION => Index::Vector,
+            d if d <= HALFVEC_INDEX_MAX_DIMENSION => Index::Halfvec,
+            _ => Index::None,
+        }
     }
 }
 
@@ -171,7 +176,11 @@ fn passes(metric: Metric, score: f32, min_score: Option<f32>) -> bool {
 mod sql {
     use cairn_stores::vectors::Metric;
 
-    use super::{Table, metric_name, operator};
+    use super::{Index, Table, metric_name, operator};
+
+    /// `$1` the dimension: creates its table unless it exists (migration 0007). First in its
+    /// transaction, before anything touches `vector_collections`.
+    pub(super) const ENSURE_TABLE: &str = "SELECT cairn_ensure_vector_table($1)";
 
     /// `$2` name, `$3` dimension, `$4` metric.
     pub(super) const CREATE_COLLECTION: &str = "\
@@ -243,35 +252,36 @@ WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
     /// the index.
     pub(super) fn search(table: Table, metric: Metric) -> String {
         let t = table.name();
+        let v = table.vector_type();
         let op = operator(metric);
         let m = metric_name(metric);
-        match table {
-            Table::Other => format!(
-                "SELECT e.id, e.embedding {op} $3::real[]::vector AS distance, e.metadata
+        match table.index() {
+            Index::None => format!(
+                "SELECT e.id, e.embedding {op} $3::real[]::{v} AS distance, e.metadata
 FROM {t} e
 WHERE e.tenant_id = $1 AND e.collection_id = $2 AND {FILTER}
 ORDER BY distance, e.id LIMIT $5"
             ),
-            Table::D3072 => format!(
-                "WITH candidates AS MATERIALIZED (
-  SELECT e.id, e.embedding, e.metadata FROM {t} e
-  WHERE e.tenant_id = $1 AND e.collection_id = $2 AND e.metric = '{m}' AND {FILTER}
-  ORDER BY (e.embedding::halfvec(3072)) {op} ($3::real[]::halfvec(3072)) LIMIT $6
-)
-SELECT c.id, c.embedding {op} $3::real[]::vector(3072) AS distance, c.metadata
-FROM candidates c ORDER BY distance, c.id LIMIT $5"
-            ),
-            Table::D384 | Table::D768 | Table::D1536 => {
-                let v = table.vector_type();
+            Index::Halfvec => {
+                let h = format!("halfvec({})", table.dimension);
                 format!(
                     "WITH candidates AS MATERIALIZED (
+  SELECT e.id, e.embedding, e.metadata FROM {t} e
+  WHERE e.tenant_id = $1 AND e.collection_id = $2 AND e.metric = '{m}' AND {FILTER}
+  ORDER BY (e.embedding::{h}) {op} ($3::real[]::{h}) LIMIT $6
+)
+SELECT c.id, c.embedding {op} $3::real[]::{v} AS distance, c.metadata
+FROM candidates c ORDER BY distance, c.id LIMIT $5"
+                )
+            }
+            Index::Vector => format!(
+                "WITH candidates AS MATERIALIZED (
   SELECT e.id, e.embedding {op} $3::real[]::{v} AS distance, e.metadata FROM {t} e
   WHERE e.tenant_id = $1 AND e.collection_id = $2 AND e.metric = '{m}' AND {FILTER}
   ORDER BY e.embedding {op} $3::real[]::{v} LIMIT $6
 )
 SELECT c.id, c.distance, c.metadata FROM candidates c ORDER BY c.distance, c.id LIMIT $5"
-                )
-            }
+            ),
         }
     }
 }
@@ -296,12 +306,12 @@ impl Collection {
     /// table's index.
     fn check(&self, vector: &[f32]) -> Result<()> {
         check_vector(vector, self.info.dimension, self.info.metric)?;
-        if self.table() == Table::D3072 {
+        if self.table().index() == Index::Halfvec {
             if let Some(i) = vector.iter().position(|x| x.abs() > HALFVEC_MAX) {
                 return Err(Error::invalid_input(format!(
-                    "vector component {i} is {}; a 3072-dimension vector is indexed as halfvec, \
-                     whose components lie within ±{HALFVEC_MAX}",
-                    vector[i]
+                    "vector component {i} is {}; a vector of {} dimensions is indexed as \
+                     halfvec, whose components lie within ±{HALFVEC_MAX}",
+                    vector[i], self.info.dimension
                 )));
             }
         }
@@ -486,12 +496,12 @@ impl PostgresVectorStore {
         let settings_params: [&(dyn ToSql + Sync); 1] = [&ef_text];
         let mut params: Vec<&(dyn ToSql + Sync)> =
             vec![&tenant, &loaded.id, &request.vector, &filter, &k];
-        if table.indexed() {
+        if table.index() != Index::None {
             params.push(&candidates);
         }
         let rows = conn
             .run(self.backend.tenant_id(), OP, async {
-                if !table.indexed() {
+                if table.index() == Index::None {
                     return client.query(&stmt, &params).await;
                 }
                 let (set, rows) = futures::join!(
@@ -520,20 +530,25 @@ impl VectorStore for PostgresVectorStore {
         let dim =
             i32::try_from(dimension).map_err(|_| Error::invalid_input("dimension too large"))?;
         let conn = self.backend.conn(OP).await?;
+        let ensure = conn.statement(sql::ENSURE_TABLE, OP).await?;
         let insert = conn.statement(sql::CREATE_COLLECTION, OP).await?;
         let select = conn.statement(sql::COLLECTION, OP).await?;
         let client = conn.client();
         let tenant = self.tenant();
         let metric_text = metric_name(metric);
+        let ensure_params: [&(dyn ToSql + Sync); 1] = [&dim];
         let insert_params: [&(dyn ToSql + Sync); 4] = [&tenant, &name, &dim, &metric_text];
         let select_params: [&(dyn ToSql + Sync); 2] = [&tenant, &name];
-        // Insert unless present, then read whichever row won, in one round trip.
+        // Create the dimension's table unless it exists, insert the collection unless
+        // present, then read whichever row won, in one round trip.
         let row = conn
             .run(self.backend.tenant_id(), OP, async {
-                let (inserted, row) = futures::join!(
+                let (ensured, inserted, row) = futures::join!(
+                    client.query_one(&ensure, &ensure_params),
                     client.execute(&insert, &insert_params),
                     client.query_one(&select, &select_params),
                 );
+                ensured?;
                 inserted?;
                 row
             })
@@ -689,11 +704,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dimensions_route_to_their_tables() {
-        assert_eq!(Table::for_dimension(384), Table::D384);
-        assert_eq!(Table::for_dimension(3072), Table::D3072);
-        assert_eq!(Table::for_dimension(385), Table::Other);
-        assert!(!Table::Other.indexed());
+    fn dimensions_route_to_their_tables_and_index_kinds() {
+        assert_eq!(Table::for_dimension(384).name(), "vector_embeddings_384");
+        assert_eq!(Table::for_dimension(7).vector_type(), "vector(7)");
+        assert_eq!(Table::for_dimension(2000).index(), Index::Vector);
+        assert_eq!(Table::for_dimension(2001).index(), Index::Halfvec);
+        assert_eq!(Table::for_dimension(3072).index(), Index::Halfvec);
+        assert_eq!(Table::for_dimension(4000).index(), Index::Halfvec);
+        assert_eq!(Table::for_dimension(4001).index(), Index::None);
     }
 
     #[test]
@@ -707,9 +725,11 @@ mod tests {
 
     #[test]
     fn search_statements_name_the_metric_and_operator() {
-        let text = sql::search(Table::D3072, Metric::Dot);
+        let text = sql::search(Table::for_dimension(3072), Metric::Dot);
         assert!(text.contains("e.metric = 'dot'"), "{text}");
         assert!(text.contains("halfvec(3072)) <#>"), "{text}");
-        assert!(!sql::search(Table::Other, Metric::L2).contains("metric ="));
+        let exact = sql::search(Table::for_dimension(5000), Metric::L2);
+        assert!(!exact.contains("metric ="), "{exact}");
+        assert!(exact.contains("vector(5000)"), "{exact}");
     }
 }
