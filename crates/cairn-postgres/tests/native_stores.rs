@@ -442,10 +442,8 @@ async fn retention_drops_a_partition_once_no_tenant_has_rows_in_it() {
     let b = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
     let owner = common::client(&common::database_url()).await;
     let seed = {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        common::unique().hash(&mut hasher);
-        hasher.finish()
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(common::unique())
     };
     let year = 1100 + (seed % 900) as i32;
     let month = time::Month::try_from(1 + (seed / 900 % 12) as u8).unwrap();
