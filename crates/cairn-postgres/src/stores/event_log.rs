@@ -46,9 +46,10 @@ use crate::error;
 /// id)`.
 ///
 /// # Retention
-/// [`EventLogStore::drop_before`] deletes this tenant's rows before the time; partitions are
-/// never dropped, since other tenants' rows share them (dropping partitions that no tenant
-/// uses any more is a follow-up).
+/// [`EventLogStore::drop_before`] deletes this tenant's rows before the time, then drops the
+/// monthly partitions before both that time and the current month in which no tenant has
+/// rows left (`cairn_drop_event_partitions_before`, migration 0007); other tenants' rows are
+/// never touched.
 #[derive(Clone)]
 pub struct PostgresEventLogStore {
     backend: PostgresBackend,
