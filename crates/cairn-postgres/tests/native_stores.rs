@@ -432,6 +432,41 @@ async fn back_dated_and_future_events_land_in_the_default_partition() {
     );
 }
 
+/// A query with a time range reads only the partitions that can hold it: one of 2001 only
+/// the DEFAULT partition, one of this month this month's partition (and the DEFAULT one,
+/// which may hold any month), never next month's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_range_queries_read_only_their_partitions() {
+    let backend = common::backend().await;
+    let store = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
+    store.append(Event::new("now", json!(1))).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let this_month = format!("events_y{:04}m{:02}", now.year(), u8::from(now.month()));
+    let next = now + time::Duration::days(31);
+    let next_month = format!("events_y{:04}m{:02}", next.year(), u8::from(next.month()));
+    let plan = |from, to| {
+        let store = &store;
+        async move {
+            let query = EventQuery {
+                from: Some(from),
+                to: Some(to),
+                ..EventQuery::default()
+            };
+            store.explain_query(&query).await.unwrap().join("\n")
+        }
+    };
+    let old = plan(
+        datetime!(2001-03-01 0:00 UTC),
+        datetime!(2001-04-01 0:00 UTC),
+    )
+    .await;
+    assert!(old.contains("events_default"), "{old}");
+    assert!(!old.contains("events_y"), "{old}");
+    let current = plan(now - time::Duration::seconds(1), now).await;
+    assert!(current.contains(&this_month), "{current}");
+    assert!(!current.contains(&next_month), "{current}");
+}
+
 /// Retention drops a month's partition only when no tenant has rows in it: A's retention
 /// deletes A's rows and keeps the partition for B's; B's retention then drops it. The month is
 /// random (in 1100..2000) so runs on a long-lived database do not meet each other's rows.

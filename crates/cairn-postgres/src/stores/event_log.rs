@@ -269,6 +269,43 @@ impl PostgresEventLogStore {
         .await?;
         Ok(())
     }
+    /// The plan PostgreSQL picks for `query`: the lines of `EXPLAIN` for the query statement,
+    /// run in the same transaction setup as [`EventLogStore::query`] with the query's values.
+    /// For checking which partitions a query reads.
+    ///
+    /// # Errors
+    /// As [`EventLogStore::query`].
+    pub async fn explain_query(&self, query: &EventQuery) -> Result<Vec<String>> {
+        self.run_query(query, true)
+            .await?
+            .iter()
+            .map(|row| {
+                row.try_get(0)
+                    .map_err(|err| error::from_pg("event_explain_query", err))
+            })
+            .collect()
+    }
+
+    /// The rows of `query`, or of its `EXPLAIN` when `explain` is set.
+    async fn run_query(&self, query: &EventQuery, explain: bool) -> Result<Vec<Row>> {
+        const OP: &str = "event_query";
+        check_query(query)?;
+        let sql = query_sql(self.tenant(), query);
+        let text = if explain {
+            format!("EXPLAIN {}", sql.text)
+        } else {
+            sql.text.clone()
+        };
+        let conn = self.backend.conn(OP).await?;
+        let stmt = conn.statement(&text, OP).await?;
+        let params = sql.params();
+        conn.run(
+            self.backend.tenant_id(),
+            OP,
+            conn.client().query(&stmt, &params),
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -289,20 +326,11 @@ impl EventLogStore for PostgresEventLogStore {
     }
 
     async fn query(&self, query: &EventQuery) -> Result<Vec<EventRecord>> {
-        const OP: &str = "event_query";
-        check_query(query)?;
-        let sql = query_sql(self.tenant(), query);
-        let conn = self.backend.conn(OP).await?;
-        let stmt = conn.statement(&sql.text, OP).await?;
-        let params = sql.params();
-        let rows = conn
-            .run(
-                self.backend.tenant_id(),
-                OP,
-                conn.client().query(&stmt, &params),
-            )
-            .await?;
-        rows.iter().map(record_from).collect()
+        self.run_query(query, false)
+            .await?
+            .iter()
+            .map(record_from)
+            .collect()
     }
 
     /// Deletes this tenant's events before `before`, then, in a transaction of its own,
