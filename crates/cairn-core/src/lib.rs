@@ -5,7 +5,8 @@
 //! trait (a byte-level key-value store scoped to one tenant), validated [`Key`]s and
 //! [`TenantId`]s, atomic [`WriteBatch`]es with preconditions, paginated ordered scans, the
 //! [`StorageCharacteristics`] a caller can branch on, and the one [`Error`] type. The
-//! [`layer`] module wraps any backend in opt-in retry and timeout behaviour.
+//! [`layer`] module wraps any backend in opt-in retry and timeout behaviour; [`migrating`]
+//! moves a tenant between two backends while it is in use.
 //!
 //! It is not a backend and names no database driver: the engines live in `cairn-memory`,
 //! `cairn-sled` and `cairn-postgres`.
@@ -33,6 +34,7 @@ mod characteristics;
 mod error;
 mod key;
 pub mod layer;
+pub mod migrating;
 mod scan;
 
 pub use backend::{StorageBackend, StorageBackendExt};

@@ -25,6 +25,7 @@ pub mod faulty;
 pub mod hostile;
 pub mod kv;
 pub mod layers;
+pub mod migrating;
 mod model;
 pub mod stores;
 
