@@ -34,6 +34,7 @@
 pub mod agent_state;
 pub mod artifacts;
 pub mod codec;
+pub mod dump;
 pub mod episodic;
 pub mod event_log;
 pub mod graph;
