@@ -288,7 +288,10 @@ impl<W: Write> std::fmt::Debug for DumpWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DumpWriter")
             .field("sections", &self.sections)
-            .field("records_in_open_section", &self.section.as_ref().map(|s| s.0))
+            .field(
+                "records_in_open_section",
+                &self.section.as_ref().map(|s| s.0),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -41,6 +41,7 @@ pub mod graph;
 pub mod hooks;
 mod kvops;
 pub mod paging;
+pub mod portable;
 pub mod procedural;
 mod retry;
 pub mod sessions;

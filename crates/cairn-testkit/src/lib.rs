@@ -27,6 +27,7 @@ pub mod kv;
 pub mod layers;
 pub mod migrating;
 mod model;
+pub mod portable;
 pub mod stores;
 
 use std::sync::Arc;

@@ -3,11 +3,14 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use cairn_core::{Error, ErrorKind, Result, StorageBackend, check_scan_limit};
+use cairn_core::{Bytes, Error, ErrorKind, Result, StorageBackend, check_scan_limit};
 use cairn_stores::artifacts::check_hash;
 use cairn_stores::codec::check_id;
 use cairn_stores::paging::Page;
-use cairn_stores::sessions::{Session, SessionStore, check_ttl, expiry};
+use cairn_stores::portable::{
+    ExportPage, PortableStore, check_export_limit, decode_portable, encode_portable,
+};
+use cairn_stores::sessions::{Session, SessionStore, check_session, check_ttl, expiry};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use tokio_postgres::Row;
@@ -154,6 +157,31 @@ WHERE tenant_id = $1 AND id = $2 AND ",
         "DELETE FROM sessions WHERE tenant_id = $1 AND id = $2 RETURNING ",
         live!()
     );
+
+    /// Every session, expired ones included, by id: `$2` the id to read after (NULL: from the
+    /// start), `$3` the most rows.
+    pub(super) const EXPORT: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM sessions WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    );
+
+    /// Writes whole sessions, replacing those of the same id: `$2` ids, `$3`/`$4` creation
+    /// times, `$5`/`$6` expiries, `$7`/`$8` times to live, `$9` data, `$10` the linked hashes
+    /// as JSON arrays, all in the same order.
+    pub(super) const IMPORT: &str = "\
+INSERT INTO sessions (tenant_id, id, created_at, created_ns, expires_at, expires_ns, ttl_us,
+    ttl_ns, data, artifacts)
+SELECT $1, s.id, s.created_at, s.created_ns, s.expires_at, s.expires_ns, s.ttl_us, s.ttl_ns,
+    s.data, ARRAY(SELECT jsonb_array_elements_text(s.artifacts))
+FROM unnest($2::text[], $3::timestamptz[], $4::int2[], $5::timestamptz[], $6::int2[],
+    $7::int8[], $8::int2[], $9::jsonb[], $10::jsonb[])
+    AS s(id, created_at, created_ns, expires_at, expires_ns, ttl_us, ttl_ns, data, artifacts)
+ON CONFLICT (tenant_id, id) DO UPDATE SET
+    created_at = EXCLUDED.created_at, created_ns = EXCLUDED.created_ns,
+    expires_at = EXCLUDED.expires_at, expires_ns = EXCLUDED.expires_ns,
+    ttl_us = EXCLUDED.ttl_us, ttl_ns = EXCLUDED.ttl_ns,
+    data = EXCLUDED.data, artifacts = EXCLUDED.artifacts";
 
     /// Deletes the tenant's expired sessions; the bound on `expires_at` alone uses the index.
     pub(super) const PURGE: &str = "\
@@ -380,5 +408,94 @@ impl SessionStore for PostgresSessionStore {
             conn.client().execute(&stmt, &[&tenant]),
         )
         .await
+    }
+}
+
+/// The portable record of a session is the [`Session`] itself, expired ones included, in id
+/// order; the cursor is the last id.
+#[async_trait]
+impl PortableStore for PostgresSessionStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        check_export_limit(limit)?;
+        let after = after
+            .map(|cursor| {
+                std::str::from_utf8(cursor).map_err(|_| {
+                    Error::invalid_input("export cursor was not produced by this store")
+                })
+            })
+            .transpose()?;
+        let tenant = self.tenant();
+        let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+        let rows = self
+            .query("session_export", sql::EXPORT, &[&tenant, &after, &fetch])
+            .await?;
+        let more = rows.len() > limit;
+        let sessions = rows
+            .iter()
+            .take(limit)
+            .map(session_from)
+            .collect::<Result<Vec<_>>>()?;
+        let next = more
+            .then(|| sessions.last().map(|s| s.id.as_bytes().to_vec()))
+            .flatten();
+        let records = sessions
+            .iter()
+            .map(|session| encode_portable(session, &[]))
+            .collect::<Result<_>>()?;
+        Ok(ExportPage { records, next })
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut sessions = std::collections::BTreeMap::new();
+        for record in records {
+            let (session, _): (Session, _) = decode_portable(record)?;
+            check_session(&session)?;
+            sessions.insert(session.id.clone(), session);
+        }
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let n = sessions.len();
+        let (mut ids, mut created_at, mut created_ns) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut expires_at, mut expires_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut ttl_us, mut ttl_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut data, mut artifacts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for session in sessions.into_values() {
+            let (at, ns) = split(session.created_at);
+            created_at.push(at);
+            created_ns.push(ns);
+            let (at, ns) = split(session.expires_at);
+            expires_at.push(at);
+            expires_ns.push(ns);
+            let (us, ns) = split_ttl(session.ttl)?;
+            ttl_us.push(us);
+            ttl_ns.push(ns);
+            artifacts.push(Value::from(session.artifacts));
+            data.push(session.data);
+            ids.push(session.id);
+        }
+        let tenant = self.tenant();
+        self.query(
+            "session_import",
+            sql::IMPORT,
+            &[
+                &tenant,
+                &ids,
+                &created_at,
+                &created_ns,
+                &expires_at,
+                &expires_ns,
+                &ttl_us,
+                &ttl_ns,
+                &data,
+                &artifacts,
+            ],
+        )
+        .await?;
+        Ok(())
     }
 }

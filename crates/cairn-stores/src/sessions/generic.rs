@@ -11,10 +11,13 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::keys::{INDEX_VALUE, SessionKey};
-use super::{Session, SessionStore, check_ttl, expiry};
+use super::{Session, SessionStore, check_session, check_ttl, expiry};
 use crate::artifacts::check_hash;
 use crate::codec::{check_id, decode_record, encode_record, unescape_id};
 use crate::paging::Page;
+use crate::portable::{
+    ExportPage, PortableStore, check_export_limit, cursor_key, decode_portable, encode_portable,
+};
 use crate::retry::{retry, settled};
 
 /// Index entries read per page by [`SessionStore::purge_expired`].
@@ -328,5 +331,57 @@ impl SessionStore for GenericSessionStore {
                 return Ok(purged);
             }
         }
+    }
+}
+
+/// The portable record of a session is the [`Session`] itself, expired ones included, in
+/// record-key order.
+#[async_trait]
+impl PortableStore for GenericSessionStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        check_export_limit(limit)?;
+        let prefix = SessionKey::records_prefix();
+        let after = after
+            .map(|cursor| cursor_key(cursor, &prefix))
+            .transpose()?;
+        let page = self.backend.scan(&prefix, after.as_ref(), limit).await?;
+        let records = page
+            .entries
+            .iter()
+            .map(|(key, bytes)| {
+                let session: Session =
+                    decode_record(bytes).map_err(|e| e.with_context("key", key))?;
+                encode_portable(&session, &[])
+            })
+            .collect::<Result<_>>()?;
+        Ok(ExportPage {
+            records,
+            next: page.next_after.map(|key| key.as_str().as_bytes().to_vec()),
+        })
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut sessions = std::collections::BTreeMap::new();
+        for record in records {
+            let (session, _): (Session, _) = decode_portable(record)?;
+            check_session(&session)?;
+            sessions.insert(session.id.clone(), session);
+        }
+        let keys = sessions
+            .keys()
+            .map(|id| SessionKey::Record { id }.key())
+            .collect::<Result<Vec<_>>>()?;
+        let existing = self.backend.get_batch(&keys).await?;
+        let mut batch = WriteBatch::new();
+        for ((key, session), old) in keys.into_iter().zip(sessions.into_values()).zip(existing) {
+            if let Some(old) = old {
+                let old: Session = decode_record(&old).map_err(|e| e.with_context("key", &key))?;
+                batch = batch.delete(index_key(&old)?);
+            }
+            batch = batch
+                .put(index_key(&session)?, INDEX_VALUE)
+                .put(key, encode_record(&session)?);
+        }
+        self.backend.write_batch(batch).await
     }
 }

@@ -65,6 +65,29 @@ pub fn expiry(now: OffsetDateTime, ttl: Duration) -> Result<OffsetDateTime> {
         })
 }
 
+/// Checks a session read from a portable record before it is imported: its id, time to
+/// live, expiry (after creation, before the year 10000) and linked artifact hashes.
+///
+/// # Errors
+/// `InvalidInput` naming the first bad field.
+pub fn check_session(session: &Session) -> Result<()> {
+    crate::codec::check_id("session id", &session.id)?;
+    check_ttl(session.ttl)?;
+    if session.expires_at < session.created_at || session.expires_at.year() > 9999 {
+        return Err(Error::invalid_input(
+            "a session expires after its creation and before the year 10000",
+        )
+        .with_context("id", &session.id));
+    }
+    for hash in &session.artifacts {
+        if crate::artifacts::check_hash(hash)? != *hash {
+            return Err(Error::invalid_input("linked artifact hashes are lowercase")
+                .with_context("id", &session.id));
+        }
+    }
+    Ok(())
+}
+
 /// Stores sessions with a time to live.
 ///
 /// Session ids are 1 to 256 bytes without NUL; everything is scoped to the tenant of the
