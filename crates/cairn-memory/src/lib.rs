@@ -62,6 +62,22 @@ impl MemoryBackend {
     }
 }
 
+impl MemoryBackend {
+    /// Every tenant holding at least one key, in byte order of their ids. An administrative
+    /// read across tenants, for export and statistics tools.
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let mut tenants: Vec<TenantId> = self
+            .tenants
+            .read()
+            .iter()
+            .filter(|(_, table)| !table.read().is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        tenants.sort();
+        tenants
+    }
+}
+
 impl Default for MemoryBackend {
     fn default() -> Self {
         MemoryBackend::new()

@@ -15,6 +15,10 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&Bytes> {
         self.values.get(key)
     }

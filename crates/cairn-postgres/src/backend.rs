@@ -95,6 +95,55 @@ impl PostgresBackend {
         }
     }
 
+    /// Every tenant with a row in any of Cairn's tables (the tables with a `tenant_id` column,
+    /// found in the catalog), in byte order. An administrative read across tenants, for export
+    /// and statistics tools: it runs on a connection of its own as the URL's user (as
+    /// migrations do), not as `app_role`, with `row_security` off, so it sees every row or
+    /// fails; it never silently misses a tenant.
+    ///
+    /// # Errors
+    /// `PermissionDenied` when the URL's user is subject to row-level security (not a
+    /// superuser, not `BYPASSRLS`); `Config`, `Unavailable` as for [`PostgresBackend::connect`].
+    pub async fn tenants(&self) -> Result<Vec<TenantId>> {
+        const OP: &str = "list_tenants";
+        let client = migrate::connect(&self.shared.config.driver_config()?).await?;
+        let map = |err| crate::error::from_pg(OP, err);
+        client
+            .batch_execute("SET row_security = off")
+            .await
+            .map_err(map)?;
+        let tables: Vec<String> = client
+            .query(sql::TENANT_TABLES, &[])
+            .await
+            .map_err(map)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if tables.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Identifiers come from the catalog, quoted by format('%I').
+        let union = tables
+            .iter()
+            .map(|table| format!("SELECT tenant_id FROM {table}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        let rows = client
+            .query(&format!("{union} ORDER BY 1"), &[])
+            .await
+            .map_err(map)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get(0).map_err(map)?;
+                TenantId::new(&id).map_err(|err| {
+                    Error::corruption("a stored tenant id is not valid")
+                        .with_context("tenant", id.clone())
+                        .with_source(err)
+                })
+            })
+            .collect()
+    }
+
     /// A pooled connection for one operation (the native stores use it too).
     pub(crate) async fn conn(&self, operation: &'static str) -> Result<Conn> {
         Conn::checkout(&self.shared.pool, operation).await

@@ -374,7 +374,7 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
 }
 
 /// A dedicated connection (not from the pool) whose driver task runs on the current runtime.
-async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
+pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
     let (client, connection) = config
         .connect(NoTls)
         .await

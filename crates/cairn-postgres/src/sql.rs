@@ -180,3 +180,13 @@ SELECT version, name, checksum, applied_at FROM cairn_schema_migrations ORDER BY
 INSERT INTO cairn_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)
 RETURNING applied_at";
 }
+
+/// The tables of the current schema with a `tenant_id` column (partitions excluded: their
+/// parent covers them), each name quoted as an identifier.
+pub(crate) const TENANT_TABLES: &str = "\
+SELECT format('%I', c.relname) FROM pg_class c
+WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+  AND NOT c.relispartition
+  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+              AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+ORDER BY 1";

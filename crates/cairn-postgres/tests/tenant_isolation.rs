@@ -366,3 +366,38 @@ async fn hundred_tenants_writing_at_once_see_only_their_own_rows() {
         task.await.unwrap();
     }
 }
+
+/// `PostgresBackend::tenants` finds a tenant whatever table holds its rows (here one with
+/// only a session, one with only a key), and refuses, rather than answering partially, when
+/// the URL's user is held by row-level security.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_listed_from_every_table_by_a_privileged_user_only() {
+    let backend = common::backend().await;
+    let (with_session, with_key) = (common::random_tenant(), common::random_tenant());
+    PostgresSessionStore::new(&backend.scoped(&with_session))
+        .create(Some("s"), time::Duration::hours(1), json!(1))
+        .await
+        .unwrap();
+    backend
+        .scoped(&with_key)
+        .set(&Key::new("k").unwrap(), Bytes::from_static(b"v"))
+        .await
+        .unwrap();
+    let tenants = backend.tenants().await.unwrap();
+    assert!(tenants.contains(&with_session), "{tenants:?}");
+    assert!(tenants.contains(&with_key), "{tenants:?}");
+    assert!(
+        tenants.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no repeats"
+    );
+
+    let mut config = common::test_config(&common::with_user(&common::database_url(), "cairn_app"));
+    config.auto_migrate = false;
+    let as_app = PostgresBackend::connect(config).await.unwrap();
+    let err = as_app.tenants().await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        cairn_core::ErrorKind::PermissionDenied,
+        "{err:?}"
+    );
+}
