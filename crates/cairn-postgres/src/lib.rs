@@ -72,3 +72,4 @@ pub use stores::{
     PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore,
     PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH,
 };
+pub use stores::{PostgresArtifactStore, PostgresProceduralStore, PostgresWorkflowStore};

@@ -12,12 +12,15 @@
 //! nanosecond times in `timestamptz` columns.
 
 mod agent_state;
+mod artifacts;
 mod episodic;
 mod event_log;
 mod hooks;
+mod procedural;
 mod sessions;
 mod timestamps;
 mod vectors;
+mod workflow;
 
 use cairn_core::{Error, Result, StorageBackend};
 use cairn_stores::stream::StreamCursor;
@@ -29,12 +32,15 @@ use crate::backend::PostgresBackend;
 use timestamps::split;
 
 pub use agent_state::PostgresAgentStateStore;
+pub use artifacts::PostgresArtifactStore;
 pub use episodic::PostgresEpisodicStore;
 pub(crate) use event_log::EnsuredMonths;
 pub use event_log::PostgresEventLogStore;
 pub use hooks::PostgresHookHistoryStore;
+pub use procedural::PostgresProceduralStore;
 pub use sessions::PostgresSessionStore;
 pub use vectors::{PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH};
+pub use workflow::PostgresWorkflowStore;
 
 /// Time-range fragments of [`QuerySql`] on a table whose rows order by `(at, at_ns, id)`.
 mod time_sql {
