@@ -145,7 +145,10 @@ async fn components_on_postgres_are_native() {
         })
         .await
         .unwrap();
-    assert_eq!(procedural.record_outcome("p", true).await.unwrap().uses(), 1);
+    assert_eq!(
+        procedural.record_outcome("p", true).await.unwrap().uses(),
+        1
+    );
 
     let workflows = tenant.workflows();
     assert!(
