@@ -1045,3 +1045,62 @@ async fn damaged_artifact_rows_are_corruption() {
         .unwrap();
     expect_corruption().await;
 }
+
+/// `text` and `jsonb` cannot hold NUL characters: a procedure, a workflow error or artifact
+/// metadata holding one is `InvalidInput` and changes nothing (the artifact's chunks roll back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_invalid_input_and_change_nothing() {
+    use cairn_stores::workflow::Transition;
+    use cairn_stores::{ArtifactStore, ProceduralStore, PutOptions, WorkflowStatus, WorkflowStore};
+    let backend = common::backend().await;
+    let tenant = common::random_tenant();
+    let scoped = backend.scoped(&tenant);
+    let invalid = cairn_core::ErrorKind::InvalidInput;
+
+    let procedures = cairn_postgres::PostgresProceduralStore::new(&scoped);
+    let bad = cairn_stores::Procedure {
+        description: "a\0b".into(),
+        ..procedure("p")
+    };
+    assert_eq!(
+        procedures.upsert_procedure(bad).await.unwrap_err().kind(),
+        invalid
+    );
+    let bad = cairn_stores::Procedure {
+        content: json!({"k": "a\u{0}b"}),
+        ..procedure("p")
+    };
+    assert_eq!(
+        procedures.upsert_procedure(bad).await.unwrap_err().kind(),
+        invalid
+    );
+    assert_eq!(procedures.get("p").await.unwrap(), None);
+
+    let workflows = cairn_postgres::PostgresWorkflowStore::new(&scoped);
+    workflows.create(Some("w"), "job", json!(1)).await.unwrap();
+    workflows.transition("w", Transition::Start).await.unwrap();
+    let failed = workflows
+        .transition(
+            "w",
+            Transition::Fail {
+                error: "disk\0full".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failed.kind(), invalid, "{failed}");
+    let still = workflows.get("w").await.unwrap().unwrap();
+    assert_eq!((still.status, still.error), (WorkflowStatus::Running, None));
+
+    let artifacts = cairn_postgres::PostgresArtifactStore::new(&scoped);
+    let mut options = PutOptions::default();
+    options.metadata.insert("note".into(), json!("a\u{0}b"));
+    let err = artifacts
+        .put(content_of(3 << 20, 3), options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), invalid, "{err}");
+    let admin = common::client(&common::database_url()).await;
+    assert_eq!(chunk_rows(&admin, &tenant).await, 0);
+    assert!(artifacts.list(None, 10).await.unwrap().items.is_empty());
+}

@@ -294,6 +294,9 @@ impl ProceduralStore for PostgresProceduralStore {
     ) -> Result<Page<StoredProcedure>> {
         page.validate()?;
         check_id("procedure category", category)?;
+        if let Some(after) = &page.after {
+            check_id("procedure id", after)?;
+        }
         let tenant = self.tenant();
         let after = page.after.as_deref().unwrap_or_default();
         // One row more than asked tells whether another page follows.
@@ -325,14 +328,19 @@ impl ProceduralStore for PostgresProceduralStore {
             OP,
         )
         .await
-        .map_err(|err| match err.kind() {
-            // 22003: `bigint` overflow of a counter.
-            ErrorKind::InvalidInput => {
+        .map_err(|err| {
+            // 22003: a counter would pass `bigint`.
+            let overflow = err
+                .context()
+                .iter()
+                .any(|(key, value)| *key == "sqlstate" && value == "22003");
+            if overflow {
                 Error::invalid_input("procedure outcome counter is at its maximum")
                     .with_context("id", id)
                     .with_source(err)
+            } else {
+                err
             }
-            _ => err,
         })?;
         match rows.first() {
             Some(row) => stats_from(row, 0, OP),

@@ -35,18 +35,19 @@ struct Blob<'a> {
 }
 
 impl Blob<'_> {
-    /// Cuts `bytes` into chunks and sends them once [`FLUSH_BYTES`] are pending.
+    /// Cuts `bytes` into chunks and sends them whenever [`FLUSH_BYTES`] are pending, so one
+    /// statement carries about that much whatever the size of `bytes`.
     async fn push(&mut self, bytes: Bytes) -> Result<()> {
         for chunk in self.chunker.push(bytes) {
             self.pending_bytes += chunk.len();
             self.pending.push(chunk);
-        }
-        if self.pending_bytes >= FLUSH_BYTES {
-            let chunks = mem::take(&mut self.pending);
-            self.pending_bytes = 0;
-            self.send(&chunks)
-                .await
-                .map_err(|err| error::from_pg(OP, err))?;
+            if self.pending_bytes >= FLUSH_BYTES {
+                let chunks = mem::take(&mut self.pending);
+                self.pending_bytes = 0;
+                self.send(&chunks)
+                    .await
+                    .map_err(|err| error::from_pg(OP, err))?;
+            }
         }
         Ok(())
     }
