@@ -37,6 +37,10 @@ use crate::error;
 /// In SQL, on partial indexes over used procedures: by `rate_key DESC, uses DESC, id`, where
 /// `rate_key = floor(successes · 10^40 / uses)` orders exactly as the fractions do (see the
 /// migration), and by `uses DESC, id`. Each ranking reads only the `limit` rows it returns.
+///
+/// # Limits
+/// PostgreSQL `text` and `jsonb` cannot hold NUL characters: a definition whose name,
+/// description, content or metadata contains one is `InvalidInput` and nothing is written.
 #[derive(Clone)]
 pub struct PostgresProceduralStore {
     backend: PostgresBackend,

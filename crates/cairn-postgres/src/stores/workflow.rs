@@ -35,6 +35,10 @@ use crate::error;
 /// workflow therefore take turns, and each is judged against the status the one before it
 /// left: of two terminal moves of a running workflow one applies and the other is
 /// `InvalidInput`. Times written come from the client's clock, as in the generic store.
+///
+/// # Limits
+/// PostgreSQL `text` and `jsonb` cannot hold NUL characters: an input, output or error text
+/// containing one is `InvalidInput` and nothing changes.
 #[derive(Clone)]
 pub struct PostgresWorkflowStore {
     backend: PostgresBackend,

@@ -57,6 +57,10 @@ use reading::RowChunks;
 /// # Releasing
 /// One transaction of three pipelined statements: lock the row (`FOR UPDATE`), delete it if
 /// this was the last reference (its chunks go with it, by the cascade), else decrement.
+///
+/// # Limits
+/// Metadata holding a NUL character (which `jsonb` cannot store) is `InvalidInput` and the
+/// put stores nothing. A put holds one pooled connection until its stream ends.
 #[derive(Clone)]
 pub struct PostgresArtifactStore {
     backend: PostgresBackend,
