@@ -53,6 +53,9 @@ use reading::RowChunks;
 /// Reads stream the chunks back in batches of about 8 MiB per query and verify lengths and
 /// the BLAKE3 hash with the generic store's reader
 /// ([`chunk_stream`](cairn_stores::artifacts::chunk_stream)): damaged bytes are `Corruption`.
+/// The row and each batch are read in transactions of their own, which is safe because a
+/// blob's chunks are written once, with its row, and never change; an artifact released
+/// during a read ends the stream with `NotFound`.
 ///
 /// # Releasing
 /// One transaction of three pipelined statements: lock the row (`FOR UPDATE`), delete it if
