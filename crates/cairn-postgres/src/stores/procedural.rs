@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
-use super::timestamps::{join, split};
+use super::timestamps::{join, optional_at, split};
 use super::{query, stored_u64};
 use crate::backend::PostgresBackend;
 use crate::error;
@@ -139,25 +139,13 @@ RETURNING successes, failures, last_used_at, last_used_ns";
     pub(super) const TOP_USES_IN: &str = ranking!(" AND category = $4", "uses DESC, id");
 }
 
-/// A stored time and its nanoseconds, both NULL before the first outcome.
-fn optional_time(row: &Row, at: usize, op: &'static str) -> Result<Option<OffsetDateTime>> {
-    let map = |err| error::from_pg(op, err);
-    let time: Option<OffsetDateTime> = row.try_get(at).map_err(map)?;
-    let ns: Option<i16> = row.try_get(at + 1).map_err(map)?;
-    match (time, ns) {
-        (Some(time), Some(ns)) => join(time, ns).map(Some),
-        (None, None) => Ok(None),
-        _ => Err(Error::corruption("stored time lacks its nanoseconds")),
-    }
-}
-
 /// The counters in columns `at..at + 4` (successes, failures, last_used_at, last_used_ns).
 fn stats_from(row: &Row, at: usize, op: &'static str) -> Result<OutcomeStats> {
     let map = |err| error::from_pg(op, err);
     Ok(OutcomeStats {
         successes: stored_u64(row.try_get(at).map_err(map)?, "successes")?,
         failures: stored_u64(row.try_get(at + 1).map_err(map)?, "failures")?,
-        last_used_at: optional_time(row, at + 2, op)?,
+        last_used_at: optional_at(row, at + 2, op)?,
     })
 }
 

@@ -13,7 +13,7 @@ use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use super::query;
-use super::timestamps::{join, split};
+use super::timestamps::{join, optional_at, split};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -118,18 +118,6 @@ fn parse_status(name: &str) -> Result<WorkflowStatus> {
     })
 }
 
-/// The time in columns `at` and `at + 1`, both NULL when unset.
-fn optional_time(row: &Row, at: usize, op: &'static str) -> Result<Option<OffsetDateTime>> {
-    let map = |err| error::from_pg(op, err);
-    let time: Option<OffsetDateTime> = row.try_get(at).map_err(map)?;
-    let ns: Option<i16> = row.try_get(at + 1).map_err(map)?;
-    match (time, ns) {
-        (Some(time), Some(ns)) => join(time, ns).map(Some),
-        (None, None) => Ok(None),
-        _ => Err(Error::corruption("stored time lacks its nanoseconds")),
-    }
-}
-
 /// A workflow row (columns of `sql::columns!`).
 fn workflow_from(row: &Row, op: &'static str) -> Result<Workflow> {
     let map = |err| error::from_pg(op, err);
@@ -138,8 +126,8 @@ fn workflow_from(row: &Row, op: &'static str) -> Result<Workflow> {
         name: row.try_get(1).map_err(map)?,
         status: parse_status(row.try_get(2).map_err(map)?)?,
         created_at: join(row.try_get(3).map_err(map)?, row.try_get(4).map_err(map)?)?,
-        started_at: optional_time(row, 5, op)?,
-        finished_at: optional_time(row, 7, op)?,
+        started_at: optional_at(row, 5, op)?,
+        finished_at: optional_at(row, 7, op)?,
         error: row.try_get(9).map_err(map)?,
         input: row.try_get::<_, Value>(10).map_err(map)?,
         output: row.try_get::<_, Option<Value>>(11).map_err(map)?,
