@@ -1104,3 +1104,94 @@ async fn nul_characters_are_invalid_input_and_change_nothing() {
     assert_eq!(chunk_rows(&admin, &tenant).await, 0);
     assert!(artifacts.list(None, 10).await.unwrap().items.is_empty());
 }
+
+/// The tables of migration 0006 under attack by SQL sent directly as `cairn_app`: with no
+/// tenant set nothing is visible; with tenant A set, B's rows cannot be read, moved or
+/// deleted, and rows cannot be inserted as B. B's data stays intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn procedural_workflow_and_artifact_tables_keep_tenants_apart() {
+    use cairn_stores::{ArtifactStore, ProceduralStore, PutOptions, WorkflowStore};
+    use tokio_postgres::error::SqlState;
+
+    const INSERTS: [(&str, &str); 4] = [
+        (
+            "procedures",
+            "INSERT INTO procedures (tenant_id, id, category, name, description, content, \
+             metadata, created_at, created_ns, updated_at, updated_ns) \
+             VALUES ($1, 'x', 'c', 'n', '', '1', '{}', now(), 0, now(), 0)",
+        ),
+        (
+            "workflows",
+            "INSERT INTO workflows (tenant_id, id, name, status, created_at, created_ns, input) \
+             VALUES ($1, 'x', 'n', 'pending', now(), 0, '1')",
+        ),
+        (
+            "artifacts",
+            "INSERT INTO artifacts (tenant_id, content_hash, blob_id, size, chunk_size, chunks, \
+             content_type, metadata, refcount, created_at, created_ns) \
+             VALUES ($1, repeat('0', 64), gen_random_uuid(), 0, 1, 0, 't', '{}', 1, now(), 0)",
+        ),
+        (
+            "artifact_chunks",
+            "INSERT INTO artifact_chunks (tenant_id, blob_id, seq, data) \
+             VALUES ($1, gen_random_uuid(), 0, '')",
+        ),
+    ];
+    let backend = common::backend().await;
+    let (a, b) = (common::random_tenant(), common::random_tenant());
+    let b_backend = backend.scoped(&b);
+    let procedures = cairn_postgres::PostgresProceduralStore::new(&b_backend);
+    let workflows = cairn_postgres::PostgresWorkflowStore::new(&b_backend);
+    let artifacts = cairn_postgres::PostgresArtifactStore::new(&b_backend);
+    procedures.upsert_procedure(procedure("p")).await.unwrap();
+    procedures.record_outcome("p", true).await.unwrap();
+    workflows.create(Some("w"), "job", json!(1)).await.unwrap();
+    let secret = artifacts
+        .put(bytes::Bytes::from_static(b"secret"), PutOptions::default())
+        .await
+        .unwrap();
+
+    let attacker = common::client(&common::with_user(&common::database_url(), "cairn_app")).await;
+    let (a, b) = (a.as_str(), b.as_str());
+    for (table, insert) in INSERTS {
+        let count = format!("SELECT count(*) FROM {table}");
+        let without_tenant: i64 = attacker.query_one(&count, &[]).await.unwrap().get(0);
+        assert_eq!(without_tenant, 0, "{table}: visible without a tenant");
+
+        attacker.batch_execute("BEGIN").await.unwrap();
+        attacker
+            .execute("SELECT set_config('app.tenant_id', $1, true)", &[&a])
+            .await
+            .unwrap();
+        let seen: i64 = attacker.query_one(&count, &[]).await.unwrap().get(0);
+        assert_eq!(seen, 0, "{table}: A sees B's rows");
+        let moved = attacker
+            .execute(
+                &format!("UPDATE {table} SET tenant_id = $1 WHERE tenant_id = $2"),
+                &[&a, &b],
+            )
+            .await
+            .unwrap();
+        assert_eq!(moved, 0, "{table}: A moved B's rows");
+        let deleted = attacker
+            .execute(&format!("DELETE FROM {table} WHERE tenant_id = $1"), &[&b])
+            .await
+            .unwrap();
+        assert_eq!(deleted, 0, "{table}: A deleted B's rows");
+        let planted = attacker.execute(insert, &[&b]).await.unwrap_err();
+        assert_eq!(
+            planted.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{table}: {planted}"
+        );
+        attacker.batch_execute("ROLLBACK").await.unwrap();
+    }
+
+    assert_eq!(
+        procedures.get("p").await.unwrap().unwrap().stats.successes,
+        1
+    );
+    assert!(workflows.get("w").await.unwrap().is_some());
+    let read = artifacts.get(&secret.hash).await.unwrap().unwrap();
+    assert_eq!(read.content, bytes::Bytes::from_static(b"secret"));
+}
