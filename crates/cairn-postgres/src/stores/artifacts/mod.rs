@@ -46,8 +46,9 @@ use reading::RowChunks;
 /// 1`), deletes the chunks just written if the content was already stored, and commits.
 /// Content is never held whole, a failed or interrupted put rolls back completely (no
 /// orphaned chunks, unlike the generic store), and concurrent puts of one content serialise
-/// on the unique index: one copy, one reference each. `put` of content already stored only
-/// adds the reference, without sending the content.
+/// on the unique index: one copy, one reference each. A put of up to 8 MiB is one round trip
+/// (the transaction opens with the first statement); `put` of content larger than a chunk
+/// first tries to add a reference to stored content, without sending it.
 ///
 /// # Reading
 /// Reads stream the chunks back in batches of about 8 MiB per query and verify lengths and
@@ -251,8 +252,12 @@ impl PostgresArtifactStore {
 impl ArtifactStore for PostgresArtifactStore {
     async fn put(&self, content: Bytes, options: PutOptions) -> Result<ArtifactRef> {
         options.validate()?;
-        if let Some(reference) = self.join(&content_hash(&content)).await? {
-            return Ok(reference);
+        // Content of more than a chunk is not sent if it is stored already; a single chunk
+        // costs less to send than the extra round trip of asking first.
+        if content.len() > self.chunk_size {
+            if let Some(reference) = self.join(&content_hash(&content)).await? {
+                return Ok(reference);
+            }
         }
         let once = futures::stream::once(async { Ok(content) }).boxed();
         self.upload(once, &options).await

@@ -3,7 +3,7 @@
 
 use std::mem;
 
-use cairn_core::{Bytes, Error, Result, StorageBackend};
+use cairn_core::{Bytes, Error, Result, StorageBackend, TenantId};
 use cairn_stores::artifacts::chunking::{Chunker, FLUSH_BYTES};
 use cairn_stores::artifacts::{ArtifactRef, ChunkStream, PutOptions};
 use futures::StreamExt;
@@ -20,11 +20,14 @@ use crate::stores::timestamps::split;
 
 const OP: &str = "artifact_put";
 
-/// A blob being written inside the put's transaction.
+/// A blob being written inside the put's transaction, which its first statement opens.
 struct Blob<'a> {
     conn: &'a Conn,
     insert: Statement,
+    tenant_id: &'a TenantId,
     tenant: &'a str,
+    /// Whether the transaction is open.
+    begun: bool,
     id: Uuid,
     chunker: Chunker,
     /// Full chunks not yet sent.
@@ -44,9 +47,16 @@ impl Blob<'_> {
             if self.pending_bytes >= FLUSH_BYTES {
                 let chunks = mem::take(&mut self.pending);
                 self.pending_bytes = 0;
-                self.send(&chunks)
-                    .await
-                    .map_err(|err| error::from_pg(OP, err))?;
+                let conn = self.conn;
+                if self.begun {
+                    self.send(&chunks)
+                        .await
+                        .map_err(|err| error::from_pg(OP, err))?;
+                } else {
+                    self.begun = true;
+                    let tenant_id = self.tenant_id;
+                    conn.begin_with(tenant_id, OP, self.send(&chunks)).await?;
+                }
             }
         }
         Ok(())
@@ -66,9 +76,10 @@ impl Blob<'_> {
 
 impl PostgresArtifactStore {
     /// Stores `content` and takes a reference to it, in one transaction: chunks are inserted
-    /// as they arrive, then the last ones, the artifact row (or one more reference to the
-    /// stored content) and the removal of the chunks if the content was already stored go in
-    /// one pipelined round trip with the commit.
+    /// as they arrive (the first statement opens the transaction), then the last ones, the
+    /// artifact row (or one more reference to the stored content) and the removal of the
+    /// chunks if the content was already stored go in one pipelined round trip with the
+    /// commit. Content of up to [`FLUSH_BYTES`] is stored in that one round trip.
     pub(super) async fn upload(
         &self,
         mut content: ChunkStream<'_>,
@@ -78,11 +89,12 @@ impl PostgresArtifactStore {
         let insert = conn.statement(sql::INSERT_CHUNKS, OP).await?;
         let upsert = conn.statement(sql::UPSERT, OP).await?;
         let discard = conn.statement(sql::DISCARD, OP).await?;
-        conn.begin(self.backend.tenant_id(), OP).await?;
         let mut blob = Blob {
             conn: &conn,
             insert,
+            tenant_id: self.backend.tenant_id(),
             tenant: self.tenant(),
+            begun: false,
             id: Uuid::now_v7(),
             chunker: Chunker::new(self.chunk_size),
             pending: Vec::new(),
@@ -95,7 +107,11 @@ impl PostgresArtifactStore {
                 Err(err) => Err(err),
             };
             if let Err(err) = pushed {
-                return Err(abandon(&conn, err).await);
+                return Err(if blob.begun {
+                    abandon(&conn, err).await
+                } else {
+                    err
+                });
             }
         }
         let chunker = mem::replace(&mut blob.chunker, Chunker::new(1));
@@ -122,17 +138,19 @@ impl PostgresArtifactStore {
             &ns,
         ];
         let client = conn.client();
-        let committed = conn
-            .commit_with(
-                OP,
-                futures::future::try_join3(
-                    blob.send(&chunks),
-                    client.query_one(&upsert, &row),
-                    client.execute(&discard, &[&tenant, &id]),
-                ),
-            )
-            .await;
-        let (_, stored, _) = committed?;
+        let begun = blob.begun;
+        let tenant_id = blob.tenant_id;
+        let blob_params: [&(dyn ToSql + Sync); 2] = [&tenant, &id];
+        let last = futures::future::try_join3(
+            blob.send(&chunks),
+            client.query_one(&upsert, &row),
+            client.execute(&discard, &blob_params),
+        );
+        let (_, stored, _) = if begun {
+            conn.commit_with(OP, last).await?
+        } else {
+            conn.run(tenant_id, OP, last).await?
+        };
         reference_from(&summary.hash, &stored, OP)
     }
 }
