@@ -149,6 +149,64 @@ impl Conn {
     }
 }
 
+/// Transactions whose statements depend on data that arrives while they are open (a
+/// streamed artifact upload): [`Conn::begin_with`], more statements run on [`Conn::client`],
+/// then [`Conn::commit_with`] or [`Conn::rollback`]. A `Conn` dropped in between is discarded
+/// with its open transaction, as for [`Conn::run`].
+impl Conn {
+    /// Opens a transaction scoped to `tenant` and runs `body` (built from [`Conn::client`],
+    /// not polled yet) in it, pipelined with `BEGIN` and the tenant setting: one round trip.
+    /// The transaction stays open, also when `body` fails.
+    pub(crate) async fn begin_with<T>(
+        &self,
+        tenant: &TenantId,
+        operation: &'static str,
+        body: impl Future<Output = PgResult<T>>,
+    ) -> Result<T> {
+        let begin = self.statement(sql::BEGIN, operation).await?;
+        let set_tenant = self.statement(sql::SET_TENANT, operation).await?;
+        let client = self.client();
+        let tenant: [&(dyn ToSql + Sync); 1] = [&tenant.as_str()];
+        self.in_transaction.store(true, Ordering::Release);
+        let (begun, scoped, value) = futures::join!(
+            client.execute(&begin, &[]),
+            client.execute(&set_tenant, &tenant),
+            body,
+        );
+        let map = |err| error::from_pg(operation, err);
+        begun.map_err(map)?;
+        scoped.map_err(map)?;
+        value.map_err(map)
+    }
+
+    /// Runs `body` (built from [`Conn::client`], not polled yet) in the transaction
+    /// [`Conn::begin_with`] opened and commits, pipelined: one round trip.
+    pub(crate) async fn commit_with<T>(
+        &self,
+        operation: &'static str,
+        body: impl Future<Output = PgResult<T>>,
+    ) -> Result<T> {
+        let commit = self.statement(sql::COMMIT, operation).await?;
+        let (value, committed) = futures::join!(body, self.client().execute(&commit, &[]));
+        self.in_transaction.store(false, Ordering::Release);
+        let map = |err| error::from_pg(operation, err);
+        let value = value.map_err(map)?;
+        committed.map_err(map)?;
+        Ok(value)
+    }
+
+    /// Rolls back the transaction [`Conn::begin_with`] opened.
+    pub(crate) async fn rollback(&self, operation: &'static str) -> Result<()> {
+        let rollback = self.statement(sql::ROLLBACK, operation).await?;
+        self.client()
+            .execute(&rollback, &[])
+            .await
+            .map_err(|err| error::from_pg(operation, err))?;
+        self.in_transaction.store(false, Ordering::Release);
+        Ok(())
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
         if self.in_transaction.load(Ordering::Acquire) {

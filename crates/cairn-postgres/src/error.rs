@@ -128,6 +128,16 @@ fn classify_sqlstate(code: &str) -> Class {
             ErrorKind::InvalidInput,
             "the value is outside the range the table accepts",
         ),
+        // Text or JSON holding a NUL character, which `text` and `jsonb` cannot store.
+        "22021" | "22P05" => class(
+            ErrorKind::InvalidInput,
+            "text or JSON holds a character PostgreSQL cannot store (NUL)",
+        ),
+        // A counter of a native store's table past `bigint` (a procedure's outcome counter).
+        "22003" => class(
+            ErrorKind::InvalidInput,
+            "a value is outside the range its column holds",
+        ),
         "42501" => class(
             ErrorKind::PermissionDenied,
             "PostgreSQL refused the operation (missing privilege or row-level security policy)",
@@ -183,6 +193,9 @@ mod tests {
             ("23505", ErrorKind::Conflict, false),
             ("23503", ErrorKind::NotFound, false),
             ("23514", ErrorKind::InvalidInput, false),
+            ("22003", ErrorKind::InvalidInput, false),
+            ("22021", ErrorKind::InvalidInput, false),
+            ("22P05", ErrorKind::InvalidInput, false),
             ("42501", ErrorKind::PermissionDenied, false),
             ("57014", ErrorKind::Timeout, true),
             ("57P01", ErrorKind::Unavailable, true),

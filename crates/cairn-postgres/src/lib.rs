@@ -12,6 +12,10 @@
 //! table), `SessionStore` (TTL checked in every statement) and `HookHistoryStore` (statistics
 //! in SQL) on tables of their own, built on a [`PostgresBackend`]
 //! (see [`PostgresBackend::scoped`]) and sharing its pool, role and per-transaction tenant.
+//! So are [`PostgresProceduralStore`] (`ProceduralStore`: atomic counters and rankings in
+//! SQL), [`PostgresWorkflowStore`] (`WorkflowStore`: the state machine enforced under a row
+//! lock) and [`PostgresArtifactStore`] (`ArtifactStore`: per-tenant deduplicated rows, content
+//! streamed through chunk rows in one transaction).
 //!
 //! # How it works
 //! - Data flows as a non-superuser role (`app_role`, default `cairn_app`) that cannot bypass
@@ -72,3 +76,4 @@ pub use stores::{
     PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore,
     PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH,
 };
+pub use stores::{PostgresArtifactStore, PostgresProceduralStore, PostgresWorkflowStore};

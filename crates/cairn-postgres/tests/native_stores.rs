@@ -680,3 +680,490 @@ async fn hook_times_and_huge_durations_round_trip() {
         (Some(millis), Some(millis), Some(millis))
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Procedural memory, workflow state and artifacts (migration 0006).
+
+async fn procedural_stores() -> (
+    Arc<dyn cairn_stores::ProceduralStore>,
+    Arc<dyn cairn_stores::ProceduralStore>,
+) {
+    pair::<dyn cairn_stores::ProceduralStore>(|b| {
+        Arc::new(cairn_postgres::PostgresProceduralStore::new(b))
+    })
+    .await
+}
+
+async fn workflow_stores() -> (
+    Arc<dyn cairn_stores::WorkflowStore>,
+    Arc<dyn cairn_stores::WorkflowStore>,
+) {
+    pair::<dyn cairn_stores::WorkflowStore>(|b| {
+        Arc::new(cairn_postgres::PostgresWorkflowStore::new(b))
+    })
+    .await
+}
+
+async fn artifact_stores() -> (
+    Arc<dyn cairn_stores::ArtifactStore>,
+    Arc<dyn cairn_stores::ArtifactStore>,
+) {
+    pair::<dyn cairn_stores::ArtifactStore>(|b| {
+        Arc::new(cairn_postgres::PostgresArtifactStore::new(b))
+    })
+    .await
+}
+
+mod procedural {
+    cairn_testkit::procedural_suite!(super::procedural_stores);
+}
+
+mod workflow {
+    cairn_testkit::workflow_suite!(super::workflow_stores);
+}
+
+mod artifacts {
+    cairn_testkit::artifacts_suite!(super::artifact_stores);
+}
+
+/// A procedure of category `c` with id `id`.
+fn procedure(id: &str) -> cairn_stores::Procedure {
+    cairn_stores::Procedure {
+        id: id.to_owned(),
+        name: format!("Procedure {id}"),
+        category: "c".to_owned(),
+        description: String::new(),
+        content: json!(["step"]),
+        metadata: serde_json::Map::new(),
+    }
+}
+
+/// 100 outcomes recorded at once, on a pool of 8 connections, are 100 increments of the row
+/// (read back by the superuser as well as through the store); a counter at `bigint`'s maximum
+/// refuses one more with `InvalidInput` and keeps its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_outcomes_are_counted_exactly() {
+    use cairn_stores::ProceduralStore;
+    let mut config = common::test_config(&common::database_url());
+    config.pool_size = 8;
+    let backend = PostgresBackend::connect(config).await.unwrap();
+    let tenant = common::random_tenant();
+    let store = Arc::new(cairn_postgres::PostgresProceduralStore::new(
+        &backend.scoped(&tenant),
+    ));
+    store.upsert_procedure(procedure("hot")).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let store = store.clone();
+        tasks.spawn(async move { store.record_outcome("hot", i % 4 != 0).await.unwrap() });
+    }
+    let mut seen: Vec<u64> = tasks.join_all().await.iter().map(|s| s.uses()).collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=100).collect::<Vec<u64>>(),
+        "each outcome saw its own count"
+    );
+    let stats = store.get("hot").await.unwrap().unwrap().stats;
+    assert_eq!((stats.successes, stats.failures), (75, 25));
+    let admin = common::client(&common::database_url()).await;
+    let row = admin
+        .query_one(
+            "SELECT successes, failures, uses::bigint FROM procedures \
+             WHERE tenant_id = $1 AND id = 'hot'",
+            &[&tenant.as_str()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (75, 25, 100)
+    );
+
+    admin
+        .execute(
+            "UPDATE procedures SET successes = 9223372036854775807 \
+             WHERE tenant_id = $1 AND id = 'hot'",
+            &[&tenant.as_str()],
+        )
+        .await
+        .unwrap();
+    let err = store.record_outcome("hot", true).await.unwrap_err();
+    assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err}");
+    let kept = store.get("hot").await.unwrap().unwrap().stats;
+    assert_eq!(
+        (kept.successes, kept.failures),
+        (i64::MAX as u64, 25),
+        "nothing changed"
+    );
+    let failure = store.record_outcome("hot", false).await.unwrap();
+    assert_eq!(failure.failures, 26);
+    // A rate of (2^63 - 1) / (2^63 + 25) still ranks below a perfect one and above 3/4.
+    store.upsert_procedure(procedure("perfect")).await.unwrap();
+    store.record_outcome("perfect", true).await.unwrap();
+    store.upsert_procedure(procedure("most")).await.unwrap();
+    for success in [true, true, true, false] {
+        store.record_outcome("most", success).await.unwrap();
+    }
+    let ranked: Vec<String> = store
+        .top_by_success_rate(Some("c"), 10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.procedure.id)
+        .collect();
+    assert_eq!(ranked, ["perfect", "hot", "most"]);
+}
+
+/// Twenty concurrent starts of one pending workflow: exactly one applies, every other is
+/// `InvalidInput` (judged against `running`), none is lost silently; the table's CHECK
+/// constraints refuse a status without the fields it implies, even from the superuser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_starts_have_one_winner_and_the_table_checks_statuses() {
+    use cairn_stores::workflow::Transition;
+    use cairn_stores::{WorkflowStatus, WorkflowStore};
+    let backend = common::backend().await;
+    let tenant = common::random_tenant();
+    let store = Arc::new(cairn_postgres::PostgresWorkflowStore::new(
+        &backend.scoped(&tenant),
+    ));
+    store.create(Some("w"), "job", json!({})).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.spawn(async move { store.transition("w", Transition::Start).await });
+    }
+    let (mut won, mut refused) = (0, 0);
+    for result in tasks.join_all().await {
+        match result {
+            Ok(workflow) => {
+                assert_eq!(workflow.status, WorkflowStatus::Running);
+                won += 1;
+            }
+            Err(err) => {
+                assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((won, refused), (1, 19));
+    let running = store.get("w").await.unwrap().unwrap();
+    assert!(running.started_at.is_some());
+
+    let admin = common::client(&common::database_url()).await;
+    for damage in [
+        "UPDATE workflows SET status = 'completed'",
+        "UPDATE workflows SET status = 'failed', finished_at = now(), finished_ns = 0",
+        "UPDATE workflows SET status = 'bogus'",
+        "UPDATE workflows SET error = 'e'",
+    ] {
+        let err = admin
+            .execute(
+                &format!("{damage} WHERE tenant_id = $1 AND id = 'w'"),
+                &[&tenant.as_str()],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+            "{damage}: {err}"
+        );
+    }
+    assert_eq!(store.get("w").await.unwrap(), Some(running));
+}
+
+/// Deterministic content of `len` bytes.
+fn content_of(len: usize, seed: u8) -> bytes::Bytes {
+    let mut state = u64::from(seed) | 1;
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 56) as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// `(refcount, chunk rows)` of `hash` in `tenant`, read by the superuser.
+async fn artifact_rows(
+    admin: &tokio_postgres::Client,
+    tenant: &cairn_core::TenantId,
+    hash: &str,
+) -> Option<(i64, i64)> {
+    let row = admin
+        .query_opt(
+            "SELECT a.refcount, (SELECT count(*) FROM artifact_chunks c \
+                 WHERE c.tenant_id = a.tenant_id AND c.blob_id = a.blob_id) \
+             FROM artifacts a WHERE a.tenant_id = $1 AND a.content_hash = $2",
+            &[&tenant.as_str(), &hash],
+        )
+        .await
+        .unwrap()?;
+    Some((row.get(0), row.get(1)))
+}
+
+/// Chunk rows of `tenant`, whichever blob they belong to.
+async fn chunk_rows(admin: &tokio_postgres::Client, tenant: &cairn_core::TenantId) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM artifact_chunks WHERE tenant_id = $1",
+            &[&tenant.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Two tenants storing identical content each get their own row, chunks and reference count:
+/// no deduplication across tenants, and releasing in one leaves the other intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_content_in_two_tenants_is_stored_twice() {
+    use cairn_stores::{ArtifactStore, PutOptions};
+    let backend = common::backend().await;
+    let (a, b) = (common::random_tenant(), common::random_tenant());
+    let in_a = cairn_postgres::PostgresArtifactStore::new(&backend.scoped(&a));
+    let in_b = cairn_postgres::PostgresArtifactStore::new(&backend.scoped(&b));
+    let content = content_of(3 << 20, 1);
+    let first = in_a
+        .put(content.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    in_a.put(content.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    let theirs = in_b
+        .put(content.clone(), PutOptions::with_content_type("text/plain"))
+        .await
+        .unwrap();
+    assert_eq!(first.hash, theirs.hash);
+    assert_eq!(theirs.refcount, 1);
+    let admin = common::client(&common::database_url()).await;
+    assert_eq!(artifact_rows(&admin, &a, &first.hash).await, Some((2, 3)));
+    assert_eq!(artifact_rows(&admin, &b, &first.hash).await, Some((1, 3)));
+    assert_eq!(in_b.release(&first.hash).await.unwrap(), 0);
+    assert_eq!(artifact_rows(&admin, &b, &first.hash).await, None);
+    assert_eq!(chunk_rows(&admin, &b).await, 0);
+    let mine = in_a.get(&first.hash).await.unwrap().unwrap();
+    assert!(mine.content == content, "A's content is intact");
+    assert_eq!(mine.info.refcount, 2);
+}
+
+/// An artifact of several MiB, streamed in odd-sized pieces, is stored as several chunk rows of
+/// at most one chunk each and read back in chunks; releasing it deletes them all. A put whose
+/// stream fails after megabytes rolls back: no row and no chunk stays behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_artifacts_are_stored_in_chunk_rows() {
+    use cairn_stores::artifacts::DEFAULT_CHUNK_SIZE;
+    use cairn_stores::{ArtifactStore, PutOptions};
+    use futures::StreamExt;
+    let backend = common::backend().await;
+    let tenant = common::random_tenant();
+    let store = cairn_postgres::PostgresArtifactStore::new(&backend.scoped(&tenant));
+    let content = content_of(10 * DEFAULT_CHUNK_SIZE + 12_345, 2);
+    let pieces: Vec<cairn_core::Result<bytes::Bytes>> = content
+        .chunks(777_777)
+        .map(|piece| Ok(bytes::Bytes::copy_from_slice(piece)))
+        .collect();
+    let stored = store
+        .put_stream(futures::stream::iter(pieces).boxed(), PutOptions::default())
+        .await
+        .unwrap();
+    let admin = common::client(&common::database_url()).await;
+    assert_eq!(
+        artifact_rows(&admin, &tenant, &stored.hash).await,
+        Some((1, 11))
+    );
+    let largest: i32 = admin
+        .query_one(
+            "SELECT max(length(data)) FROM artifact_chunks WHERE tenant_id = $1",
+            &[&tenant.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(largest as usize, DEFAULT_CHUNK_SIZE);
+    let reader = store.open(&stored.hash).await.unwrap().unwrap();
+    let chunks: Vec<bytes::Bytes> = reader.chunks.map(|c| c.unwrap()).collect().await;
+    assert_eq!(chunks.len(), 11);
+    assert!(chunks.concat() == content.as_ref(), "chunks reassemble");
+    assert_eq!(store.release(&stored.hash).await.unwrap(), 0);
+    assert_eq!(chunk_rows(&admin, &tenant).await, 0);
+
+    let failing: Vec<cairn_core::Result<bytes::Bytes>> = vec![
+        Ok(content.slice(..9 << 20)),
+        Err(cairn_core::Error::new(
+            cairn_core::ErrorKind::Unavailable,
+            "upstream went away",
+        )),
+    ];
+    let err = store
+        .put_stream(
+            futures::stream::iter(failing).boxed(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cairn_core::ErrorKind::Unavailable);
+    assert_eq!(chunk_rows(&admin, &tenant).await, 0, "the put rolled back");
+    assert!(store.list(None, 10).await.unwrap().items.is_empty());
+}
+
+/// Bytes damaged by direct SQL (as the superuser) read as `Corruption`, never as content: a
+/// flipped byte, a shortened chunk, a missing chunk row, and a row whose size disagrees with
+/// its chunks. Restoring the bytes heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_artifact_rows_are_corruption() {
+    use cairn_stores::{ArtifactStore, PutOptions};
+    use futures::StreamExt;
+    let backend = common::backend().await;
+    let tenant = common::random_tenant();
+    let store = cairn_postgres::PostgresArtifactStore::with_chunk_size(&backend.scoped(&tenant), 4)
+        .unwrap();
+    let stored = store
+        .put(
+            bytes::Bytes::from_static(b"0123456789"),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let admin = common::client(&common::database_url()).await;
+    let t = tenant.as_str();
+    let original: Vec<u8> = admin
+        .query_one(
+            "SELECT data FROM artifact_chunks WHERE tenant_id = $1 AND seq = 1",
+            &[&t],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(original, b"4567");
+    let expect_corruption = || async {
+        let err = store.get(&stored.hash).await.unwrap_err();
+        assert_eq!(err.kind(), cairn_core::ErrorKind::Corruption, "{err}");
+        let reader = store.open(&stored.hash).await.unwrap().unwrap();
+        let items: Vec<_> = reader.chunks.collect().await;
+        let last = items.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(last.kind(), cairn_core::ErrorKind::Corruption, "{last}");
+    };
+    for damage in [
+        "UPDATE artifact_chunks SET data = set_byte(data, 2, get_byte(data, 2) # 1)",
+        "UPDATE artifact_chunks SET data = substring(data FROM 1 FOR 3)",
+    ] {
+        admin
+            .execute(&format!("{damage} WHERE tenant_id = $1 AND seq = 1"), &[&t])
+            .await
+            .unwrap();
+        expect_corruption().await;
+        admin
+            .execute(
+                "UPDATE artifact_chunks SET data = $2 WHERE tenant_id = $1 AND seq = 1",
+                &[&t, &original],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.get(&stored.hash).await.unwrap().unwrap().content,
+        bytes::Bytes::from_static(b"0123456789")
+    );
+    admin
+        .execute("UPDATE artifacts SET size = 9 WHERE tenant_id = $1", &[&t])
+        .await
+        .unwrap();
+    expect_corruption().await;
+    admin
+        .execute(
+            "UPDATE artifacts SET size = 10, chunks = 4 WHERE tenant_id = $1",
+            &[&t],
+        )
+        .await
+        .unwrap();
+    let kinds = [
+        store.get(&stored.hash).await.unwrap_err().kind(),
+        store.open(&stored.hash).await.unwrap_err().kind(),
+        store.stat(&stored.hash).await.unwrap_err().kind(),
+        store.list(None, 10).await.unwrap_err().kind(),
+    ];
+    assert_eq!(kinds, [cairn_core::ErrorKind::Corruption; 4]);
+    admin
+        .execute(
+            "UPDATE artifacts SET chunks = 3 WHERE tenant_id = $1",
+            &[&t],
+        )
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "DELETE FROM artifact_chunks WHERE tenant_id = $1 AND seq = 2",
+            &[&t],
+        )
+        .await
+        .unwrap();
+    expect_corruption().await;
+}
+
+/// `text` and `jsonb` cannot hold NUL characters: a procedure, a workflow error or artifact
+/// metadata holding one is `InvalidInput` and changes nothing (the artifact's chunks roll back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_invalid_input_and_change_nothing() {
+    use cairn_stores::workflow::Transition;
+    use cairn_stores::{ArtifactStore, ProceduralStore, PutOptions, WorkflowStatus, WorkflowStore};
+    let backend = common::backend().await;
+    let tenant = common::random_tenant();
+    let scoped = backend.scoped(&tenant);
+    let invalid = cairn_core::ErrorKind::InvalidInput;
+
+    let procedures = cairn_postgres::PostgresProceduralStore::new(&scoped);
+    let bad = cairn_stores::Procedure {
+        description: "a\0b".into(),
+        ..procedure("p")
+    };
+    assert_eq!(
+        procedures.upsert_procedure(bad).await.unwrap_err().kind(),
+        invalid
+    );
+    let bad = cairn_stores::Procedure {
+        content: json!({"k": "a\u{0}b"}),
+        ..procedure("p")
+    };
+    assert_eq!(
+        procedures.upsert_procedure(bad).await.unwrap_err().kind(),
+        invalid
+    );
+    assert_eq!(procedures.get("p").await.unwrap(), None);
+
+    let workflows = cairn_postgres::PostgresWorkflowStore::new(&scoped);
+    workflows.create(Some("w"), "job", json!(1)).await.unwrap();
+    workflows.transition("w", Transition::Start).await.unwrap();
+    let failed = workflows
+        .transition(
+            "w",
+            Transition::Fail {
+                error: "disk\0full".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failed.kind(), invalid, "{failed}");
+    let still = workflows.get("w").await.unwrap().unwrap();
+    assert_eq!((still.status, still.error), (WorkflowStatus::Running, None));
+
+    let artifacts = cairn_postgres::PostgresArtifactStore::new(&scoped);
+    let mut options = PutOptions::default();
+    options.metadata.insert("note".into(), json!("a\u{0}b"));
+    let err = artifacts
+        .put(content_of(3 << 20, 3), options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), invalid, "{err}");
+    let admin = common::client(&common::database_url()).await;
+    assert_eq!(chunk_rows(&admin, &tenant).await, 0);
+    assert!(artifacts.list(None, 10).await.unwrap().items.is_empty());
+}

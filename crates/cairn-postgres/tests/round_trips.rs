@@ -87,8 +87,8 @@ fn round_trips(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() / DELAY.as_secs_f64()
 }
 
-#[tokio::test]
-async fn each_operation_takes_one_round_trip_and_checked_batches_two() {
+/// `DATABASE_URL` reached through a new delay proxy, and a backend with one connection on it.
+async fn proxied_backend() -> (String, PostgresBackend) {
     let url = common::database_url();
     let driver: tokio_postgres::Config = url.parse().unwrap();
     let host = match &driver.get_hosts()[0] {
@@ -103,10 +103,15 @@ async fn each_operation_takes_one_round_trip_and_checked_batches_two() {
         .unwrap();
     let proxy = start_delay_proxy(target).await;
     let proxied = common::with_host(&url, &proxy.to_string());
-
     let mut config = common::test_config(&proxied);
     config.pool_size = 1;
     let backend = PostgresBackend::connect(config).await.unwrap();
+    (proxied, backend)
+}
+
+#[tokio::test]
+async fn each_operation_takes_one_round_trip_and_checked_batches_two() {
+    let (proxied, backend) = proxied_backend().await;
     let scoped = backend.tenant(&common::random_tenant());
     let k = Key::new("k").unwrap();
     scoped.set(&k, Bytes::from_static(b"v")).await.unwrap();
@@ -205,4 +210,107 @@ async fn each_operation_takes_one_round_trip_and_checked_batches_two() {
         "get + checked write_batch took {:.2} round trips, expected 3",
         round_trips(checked_batch)
     );
+}
+
+/// The writes of the procedural, workflow and artifact stores take one round trip each: an
+/// outcome, a definition upsert, a workflow creation and move (lock and update pipelined), a
+/// put of new or of stored content up to 8 MiB (transaction opened by the first statement),
+/// and a release (lock, free or decrement pipelined).
+#[tokio::test]
+async fn procedural_workflow_and_artifact_writes_take_one_round_trip() {
+    use cairn_stores::workflow::Transition;
+    use cairn_stores::{ArtifactStore, ProceduralStore, PutOptions, WorkflowStore};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let (_, backend) = proxied_backend().await;
+    let scoped = backend.scoped(&common::random_tenant());
+    let procedures = cairn_postgres::PostgresProceduralStore::new(&scoped);
+    let workflows = cairn_postgres::PostgresWorkflowStore::new(&scoped);
+    let artifacts = cairn_postgres::PostgresArtifactStore::new(&scoped);
+    let procedure = cairn_stores::Procedure {
+        id: "p".into(),
+        name: "P".into(),
+        category: "c".into(),
+        description: String::new(),
+        content: serde_json::json!([]),
+        metadata: serde_json::Map::new(),
+    };
+    procedures
+        .upsert_procedure(procedure.clone())
+        .await
+        .unwrap();
+    let next = AtomicU64::new(0);
+    let fresh = || next.fetch_add(1, Ordering::Relaxed);
+
+    let upsert = fastest(|| async {
+        procedures
+            .upsert_procedure(procedure.clone())
+            .await
+            .unwrap();
+    })
+    .await;
+    let outcome = fastest(|| async {
+        procedures.record_outcome("p", true).await.unwrap();
+    })
+    .await;
+    let create = fastest(|| async {
+        workflows
+            .create(Some(&format!("w{}", fresh())), "job", serde_json::json!(1))
+            .await
+            .unwrap();
+    })
+    .await;
+    let start = AtomicU64::new(0);
+    let transition = fastest(|| async {
+        let id = format!("w{}", start.fetch_add(1, Ordering::Relaxed));
+        workflows.transition(&id, Transition::Start).await.unwrap();
+    })
+    .await;
+    let put_new = fastest(|| async {
+        let content = Bytes::from(format!("artifact {}", fresh()));
+        artifacts.put(content, PutOptions::default()).await.unwrap();
+    })
+    .await;
+    artifacts
+        .put(Bytes::from_static(b"artifact 0"), PutOptions::default())
+        .await
+        .unwrap();
+    let put_stored = fastest(|| async {
+        let content = Bytes::from_static(b"artifact 0");
+        artifacts.put(content, PutOptions::default()).await.unwrap();
+    })
+    .await;
+    let stored = cairn_stores::artifacts::chunking::content_hash(b"artifact 0");
+    let release = fastest(|| async {
+        artifacts.release(&stored).await.unwrap();
+    })
+    .await;
+
+    eprintln!(
+        "round trips at {DELAY:?} per reply: procedure upsert {:.2}, outcome {:.2}, workflow \
+         create {:.2}, transition {:.2}, artifact put (new) {:.2}, put (stored) {:.2}, \
+         release {:.2}",
+        round_trips(upsert),
+        round_trips(outcome),
+        round_trips(create),
+        round_trips(transition),
+        round_trips(put_new),
+        round_trips(put_stored),
+        round_trips(release),
+    );
+    for (name, elapsed) in [
+        ("procedure upsert", upsert),
+        ("record_outcome", outcome),
+        ("workflow create", create),
+        ("workflow transition", transition),
+        ("artifact put of new content", put_new),
+        ("artifact put of stored content", put_stored),
+        ("artifact release", release),
+    ] {
+        assert!(
+            elapsed < DELAY * 2,
+            "{name} took {:.2} round trips; its statements are not pipelined",
+            round_trips(elapsed)
+        );
+    }
 }

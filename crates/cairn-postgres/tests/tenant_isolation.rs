@@ -19,8 +19,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_core::{Key, StorageBackend, StorageBackendExt, TenantId};
 use cairn_postgres::{
-    PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore,
+    PostgresAgentStateStore, PostgresArtifactStore, PostgresBackend, PostgresEpisodicStore,
+    PostgresEventLogStore, PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore,
+    PostgresVectorStore, PostgresWorkflowStore,
 };
 use cairn_stores::agent_state::AgentStateStore;
 use cairn_stores::episodic::{EpisodicStore, Role, Turn};
@@ -28,6 +29,7 @@ use cairn_stores::event_log::{Event, EventLogStore, EventQuery};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore};
 use cairn_stores::sessions::SessionStore;
 use cairn_stores::vectors::{Metric, VectorStore};
+use cairn_stores::{ArtifactStore, ProceduralStore, Procedure, PutOptions, WorkflowStore};
 use serde_json::json;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -180,6 +182,25 @@ async fn seed(backend: &PostgresBackend, b: &TenantId) {
         .unwrap();
     PostgresAgentStateStore::new(&scoped)
         .save("agent", &json!("secret"), None)
+        .await
+        .unwrap();
+    PostgresProceduralStore::new(&scoped)
+        .upsert_procedure(Procedure {
+            id: "p".into(),
+            name: "secret".into(),
+            category: "c".into(),
+            description: String::new(),
+            content: json!(["step"]),
+            metadata: serde_json::Map::new(),
+        })
+        .await
+        .unwrap();
+    PostgresWorkflowStore::new(&scoped)
+        .create(Some("w"), "secret", json!("b"))
+        .await
+        .unwrap();
+    PostgresArtifactStore::new(&scoped)
+        .put(Bytes::from_static(b"secret"), PutOptions::default())
         .await
         .unwrap();
 }

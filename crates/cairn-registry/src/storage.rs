@@ -78,8 +78,9 @@ impl Storage {
 /// One tenant's component stores.
 ///
 /// A component on PostgreSQL gets the native store where `cairn-postgres` has one (vectors,
-/// event log, episodic memory, agent state, sessions, hook history); every other component
-/// gets the generic store over its key-value backend.
+/// event log, episodic memory, agent state, sessions, hook history, procedural memory,
+/// workflow state, artifacts); every other component gets the generic store over its
+/// key-value backend.
 #[derive(Debug, Clone)]
 pub struct TenantStorage {
     tenant: TenantId,
@@ -140,8 +141,14 @@ impl TenantStorage {
         ))
     }
 
-    /// Procedures with outcome counters ([`Component::ProceduralMemory`]).
+    /// Procedures with outcome counters ([`Component::ProceduralMemory`]): on PostgreSQL the
+    /// native [`cairn_postgres::PostgresProceduralStore`] (counters and rankings in SQL),
+    /// elsewhere the generic store.
     pub fn procedural(&self) -> Arc<dyn ProceduralStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::ProceduralMemory) {
+            return Arc::new(cairn_postgres::PostgresProceduralStore::new(pg));
+        }
         Arc::new(GenericProceduralStore::new(
             self.backend(Component::ProceduralMemory),
         ))
@@ -159,8 +166,14 @@ impl TenantStorage {
         ))
     }
 
-    /// Workflow runs ([`Component::WorkflowState`]).
+    /// Workflow runs ([`Component::WorkflowState`]): on PostgreSQL the native
+    /// [`cairn_postgres::PostgresWorkflowStore`] (`workflows` table), elsewhere the generic
+    /// store.
     pub fn workflows(&self) -> Arc<dyn WorkflowStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::WorkflowState) {
+            return Arc::new(cairn_postgres::PostgresWorkflowStore::new(pg));
+        }
         Arc::new(GenericWorkflowStore::new(
             self.backend(Component::WorkflowState),
         ))
@@ -176,8 +189,14 @@ impl TenantStorage {
         Arc::new(GenericSessionStore::new(self.backend(Component::Sessions)))
     }
 
-    /// Content-addressed artifacts ([`Component::Artifacts`]).
+    /// Content-addressed artifacts ([`Component::Artifacts`]): on PostgreSQL the native
+    /// [`cairn_postgres::PostgresArtifactStore`] (deduplicated rows, chunk rows), elsewhere
+    /// the generic store.
     pub fn artifacts(&self) -> Arc<dyn ArtifactStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::Artifacts) {
+            return Arc::new(cairn_postgres::PostgresArtifactStore::new(pg));
+        }
         Arc::new(GenericArtifactStore::new(
             self.backend(Component::Artifacts),
         ))

@@ -3,12 +3,14 @@
 
 #![cfg(feature = "postgres")]
 
-use cairn_core::TenantId;
+use cairn_core::{Bytes, TenantId};
 use cairn_registry::{Storage, from_toml};
 use cairn_stores::episodic::{Role, Turn};
 use cairn_stores::event_log::{Event, EventQuery};
 use cairn_stores::hooks::{HookExecution, HookQuery};
 use cairn_stores::vectors::{Metadata, Metric, SearchRequest};
+use cairn_stores::workflow::Transition;
+use cairn_stores::{Procedure, PutOptions, WorkflowStatus};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,6 +36,12 @@ async fn components_on_postgres_are_native() {
         [storage.sessions]
         backend = "postgres"
         [storage.hook_history]
+        backend = "postgres"
+        [storage.procedural_memory]
+        backend = "postgres"
+        [storage.workflow_state]
+        backend = "postgres"
+        [storage.artifacts]
         backend = "postgres"
         "#
     ))
@@ -123,7 +131,50 @@ async fn components_on_postgres_are_native() {
 
     let procedural = tenant.procedural();
     assert!(
-        format!("{procedural:?}").starts_with("Generic"),
+        format!("{procedural:?}").starts_with("PostgresProceduralStore"),
         "{procedural:?}"
     );
+    procedural
+        .upsert_procedure(Procedure {
+            id: "p".into(),
+            name: "P".into(),
+            category: "c".into(),
+            description: String::new(),
+            content: json!([]),
+            metadata: serde_json::Map::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        procedural.record_outcome("p", true).await.unwrap().uses(),
+        1
+    );
+
+    let workflows = tenant.workflows();
+    assert!(
+        format!("{workflows:?}").starts_with("PostgresWorkflowStore"),
+        "{workflows:?}"
+    );
+    let workflow = workflows.create(None, "job", json!({})).await.unwrap();
+    let started = workflows
+        .transition(&workflow.id, Transition::Start)
+        .await
+        .unwrap();
+    assert_eq!(started.status, WorkflowStatus::Running);
+
+    let artifacts = tenant.artifacts();
+    assert!(
+        format!("{artifacts:?}").starts_with("PostgresArtifactStore"),
+        "{artifacts:?}"
+    );
+    let stored = artifacts
+        .put(Bytes::from_static(b"hello"), PutOptions::default())
+        .await
+        .unwrap();
+    let read = artifacts.get(&stored.hash).await.unwrap().unwrap();
+    assert_eq!(read.content, Bytes::from_static(b"hello"));
+
+    // Not placed on PostgreSQL: the generic store over the memory backend.
+    let graph = tenant.graph();
+    assert!(format!("{graph:?}").starts_with("Generic"), "{graph:?}");
 }

@@ -40,7 +40,7 @@ use crate::error;
 ///
 /// # Limits
 /// PostgreSQL `text` and `jsonb` cannot hold NUL characters: a turn whose content or metadata
-/// contains one is refused by the server and nothing is written.
+/// contains one is refused by the server (`InvalidInput`) and nothing is written.
 #[derive(Clone)]
 pub struct PostgresEpisodicStore {
     backend: PostgresBackend,

@@ -1,7 +1,8 @@
 //! PostgreSQL-native implementations of component store traits from `cairn-stores`.
 //!
 //! Each store keeps its records in tables of its own (migrations `0002_vectors_events.sql`,
-//! `0003_sessions_hooks.sql`, `0004_episodic_agent_state.sql`) instead of encoding them into `kv_store`, and runs on the same
+//! `0003_sessions_hooks.sql`, `0004_episodic_agent_state.sql`,
+//! `0006_procedural_workflow_artifacts.sql`) instead of encoding them into `kv_store`, and runs on the same
 //! pool, role and per-transaction tenant setting as [`PostgresBackend`](crate::PostgresBackend):
 //! every operation is a transaction that starts with `set_config('app.tenant_id', $1, true)`,
 //! and row-level security on every table keeps tenants apart. Each store passes the same
@@ -12,12 +13,15 @@
 //! nanosecond times in `timestamptz` columns.
 
 mod agent_state;
+mod artifacts;
 mod episodic;
 mod event_log;
 mod hooks;
+mod procedural;
 mod sessions;
 mod timestamps;
 mod vectors;
+mod workflow;
 
 use cairn_core::{Error, Result, StorageBackend};
 use cairn_stores::stream::StreamCursor;
@@ -29,12 +33,15 @@ use crate::backend::PostgresBackend;
 use timestamps::split;
 
 pub use agent_state::PostgresAgentStateStore;
+pub use artifacts::PostgresArtifactStore;
 pub use episodic::PostgresEpisodicStore;
 pub(crate) use event_log::EnsuredMonths;
 pub use event_log::PostgresEventLogStore;
 pub use hooks::PostgresHookHistoryStore;
+pub use procedural::PostgresProceduralStore;
 pub use sessions::PostgresSessionStore;
 pub use vectors::{PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH};
+pub use workflow::PostgresWorkflowStore;
 
 /// Time-range fragments of [`QuerySql`] on a table whose rows order by `(at, at_ns, id)`.
 mod time_sql {

@@ -5,6 +5,9 @@
 
 use cairn_core::{Error, Result};
 use time::{Duration, OffsetDateTime, UtcOffset};
+use tokio_postgres::Row;
+
+use crate::error;
 
 /// `at` in UTC split into the time rounded down to the microsecond (what `timestamptz` holds)
 /// and the remaining nanoseconds.
@@ -26,6 +29,26 @@ pub(crate) fn join(at: OffsetDateTime, ns: i16) -> Result<OffsetDateTime> {
         );
     }
     Ok(at.to_offset(UtcOffset::UTC) + Duration::nanoseconds(i64::from(ns)))
+}
+
+/// The optional time in columns `at` (`timestamptz`) and `at + 1` (its nanoseconds) of
+/// `row`, both NULL when unset.
+///
+/// # Errors
+/// `Corruption` when only one of the two is NULL or the nanoseconds are out of range.
+pub(crate) fn optional_at(
+    row: &Row,
+    at: usize,
+    op: &'static str,
+) -> Result<Option<OffsetDateTime>> {
+    let map = |err| error::from_pg(op, err);
+    let time: Option<OffsetDateTime> = row.try_get(at).map_err(map)?;
+    let ns: Option<i16> = row.try_get(at + 1).map_err(map)?;
+    match (time, ns) {
+        (Some(time), Some(ns)) => join(time, ns).map(Some),
+        (None, None) => Ok(None),
+        _ => Err(Error::corruption("stored time lacks its nanoseconds")),
+    }
 }
 
 /// Checks that `at` (the time of a `what`) lies in years 0 to 9999, the range every backend

@@ -10,8 +10,9 @@ use cairn_core::{
 use futures::StreamExt;
 use time::OffsetDateTime;
 
+use super::chunking::content_hash;
 use super::keys::ArtifactKey;
-use super::reader::chunk_stream;
+use super::reader::kv_chunk_stream;
 use super::record::ArtifactRecord;
 use super::upload::{DELETE_BATCH, Upload, Uploaded, chunk_keys, delete_chunks};
 use super::{
@@ -20,9 +21,6 @@ use super::{
 };
 use crate::paging::Page;
 use crate::retry::{retry, settled};
-
-/// Largest buffer reserved up front when [`ArtifactStore::get`] assembles content.
-const MAX_PREALLOCATION: u64 = 64 << 20;
 
 /// The generic artifact store: one record per content hash, content in chunk values.
 ///
@@ -214,7 +212,7 @@ fn with_cleanup(err: Error, cleanup: Result<()>) -> Error {
 impl ArtifactStore for GenericArtifactStore {
     async fn put(&self, content: Bytes, options: PutOptions) -> Result<ArtifactRef> {
         options.validate()?;
-        let hash = blake3::hash(&content).to_hex().to_string();
+        let hash = content_hash(&content);
         if let Some(reference) = retry("artifact put", || self.try_join(&hash)).await? {
             return Ok(reference);
         }
@@ -245,18 +243,10 @@ impl ArtifactStore for GenericArtifactStore {
     }
 
     async fn get(&self, hash: &str) -> Result<Option<Artifact>> {
-        let Some(mut reader) = self.open(hash).await? else {
-            return Ok(None);
-        };
-        let capacity = reader.info.size.min(MAX_PREALLOCATION) as usize;
-        let mut content = Vec::with_capacity(capacity);
-        while let Some(chunk) = reader.chunks.next().await {
-            content.extend_from_slice(&chunk?);
+        match self.open(hash).await? {
+            Some(reader) => reader.read_all().await.map(Some),
+            None => Ok(None),
         }
-        Ok(Some(Artifact {
-            info: reader.info,
-            content: content.into(),
-        }))
     }
 
     async fn open(&self, hash: &str) -> Result<Option<ArtifactReader>> {
@@ -265,7 +255,7 @@ impl ArtifactStore for GenericArtifactStore {
             return Ok(None);
         };
         let info = loaded.record.info.clone();
-        let chunks = chunk_stream(self.backend.clone(), loaded.key, loaded.record);
+        let chunks = kv_chunk_stream(self.backend.clone(), loaded.key, loaded.record);
         Ok(Some(ArtifactReader { info, chunks }))
     }
 

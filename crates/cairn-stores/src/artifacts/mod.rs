@@ -6,6 +6,7 @@
 //! never silently returned. Large content is written and read in chunks, so neither side ever
 //! needs the whole artifact as one value.
 
+pub mod chunking;
 mod generic;
 pub mod keys;
 mod reader;
@@ -16,6 +17,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use cairn_core::{Bytes, Error, Result};
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -25,6 +27,8 @@ use crate::codec::check_id;
 use crate::paging::Page;
 
 pub use generic::GenericArtifactStore;
+pub use reader::{ChunkSource, chunk_stream};
+pub use record::ArtifactRecord;
 
 /// Chunk size of [`GenericArtifactStore::new`]: content is stored in values of at most this
 /// many bytes.
@@ -135,6 +139,29 @@ pub struct ArtifactReader {
     /// hash, the stream's last item is a `Corruption` error instead of the last chunk, so a
     /// consumer must not trust the content before the stream has ended without error.
     pub chunks: ChunkStream<'static>,
+}
+
+/// Largest buffer reserved up front when [`ArtifactReader::read_all`] assembles content.
+const MAX_PREALLOCATION: u64 = 64 << 20;
+
+impl ArtifactReader {
+    /// Reads the whole content, verified, into one buffer (what [`ArtifactStore::get`]
+    /// returns).
+    ///
+    /// # Errors
+    /// The first error the chunk stream yields (`Corruption` when the content does not match
+    /// its hash).
+    pub async fn read_all(mut self) -> Result<Artifact> {
+        let capacity = self.info.size.min(MAX_PREALLOCATION) as usize;
+        let mut content = Vec::with_capacity(capacity);
+        while let Some(chunk) = self.chunks.next().await {
+            content.extend_from_slice(&chunk?);
+        }
+        Ok(Artifact {
+            info: self.info,
+            content: content.into(),
+        })
+    }
 }
 
 impl fmt::Debug for ArtifactReader {

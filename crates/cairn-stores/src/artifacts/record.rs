@@ -1,4 +1,4 @@
-//! The stored artifact record: the public description plus where the content lives.
+//! The artifact record: the public description plus where the content lives.
 
 use cairn_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -6,18 +6,20 @@ use serde::{Deserialize, Serialize};
 use super::ArtifactInfo;
 use crate::codec::{decode_record, encode_record};
 
-/// What `ar/o/<hash>` holds (versioned JSON).
+/// Where an artifact's content lives and how it is cut: what every artifact store keeps
+/// about an artifact. The generic store stores it at `ar/o/<hash>` (versioned JSON); native
+/// stores map their rows to it, so all read content through the same verifying reader.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ArtifactRecord {
+pub struct ArtifactRecord {
     /// The public description, reference count included.
     #[serde(flatten)]
-    pub(crate) info: ArtifactInfo,
+    pub info: ArtifactInfo,
     /// The blob holding the chunks.
-    pub(crate) blob: String,
+    pub blob: String,
     /// Length of every chunk but the last.
-    pub(crate) chunk_size: u64,
+    pub chunk_size: u64,
     /// Number of chunks.
-    pub(crate) chunks: u64,
+    pub chunks: u64,
 }
 
 impl ArtifactRecord {
@@ -27,15 +29,25 @@ impl ArtifactRecord {
     /// `Corruption` when it does not decode or its numbers disagree.
     pub(crate) fn decode(bytes: &[u8]) -> Result<ArtifactRecord> {
         let record: ArtifactRecord = decode_record(bytes)?;
+        record.check_layout()?;
+        Ok(record)
+    }
+
+    /// Checks that the chunk size is positive and the number of chunks is the size divided
+    /// by it, rounded up.
+    ///
+    /// # Errors
+    /// `Corruption` otherwise.
+    pub fn check_layout(&self) -> Result<()> {
         let consistent =
-            record.chunk_size > 0 && record.info.size.div_ceil(record.chunk_size) == record.chunks;
+            self.chunk_size > 0 && self.info.size.div_ceil(self.chunk_size) == self.chunks;
         if !consistent {
             return Err(
                 Error::corruption("artifact record has an impossible chunk layout")
-                    .with_context("hash", &record.info.hash),
+                    .with_context("hash", &self.info.hash),
             );
         }
-        Ok(record)
+        Ok(())
     }
 
     /// Encodes the record.
@@ -46,9 +58,12 @@ impl ArtifactRecord {
         encode_record(self)
     }
 
-    /// The length chunk `index` must have.
-    pub(crate) fn chunk_len(&self, index: u64) -> u64 {
-        (self.info.size - index * self.chunk_size).min(self.chunk_size)
+    /// The length chunk `index` must have (of a record whose layout is checked).
+    pub fn chunk_len(&self, index: u64) -> u64 {
+        self.info
+            .size
+            .saturating_sub(index.saturating_mul(self.chunk_size))
+            .min(self.chunk_size)
     }
 }
 

@@ -1,14 +1,12 @@
-//! Writing content as chunks of a fresh blob while hashing it.
+//! Writing content as chunks of a fresh blob of the key-value backend.
 
 use std::mem;
 
 use cairn_core::{Bytes, Key, Result, StorageBackend};
 use uuid::Uuid;
 
+use super::chunking::{Chunker, FLUSH_BYTES};
 use super::keys::ArtifactKey;
-
-/// Chunk bytes buffered before they are written with one `set_batch`.
-const FLUSH_BYTES: usize = 8 << 20;
 
 /// Chunks buffered before they are written with one `set_batch`.
 const FLUSH_CHUNKS: usize = 1_000;
@@ -16,19 +14,16 @@ const FLUSH_CHUNKS: usize = 1_000;
 /// Keys deleted per batch when a blob is removed.
 pub(crate) const DELETE_BATCH: u64 = 1_000;
 
-/// A blob being written: content is cut into chunks of exactly `chunk_size` bytes (the last
-/// one shorter), hashed as it passes, and written in batches.
+/// A blob being written: a [`Chunker`] cuts and hashes the content, and full chunks are
+/// written in batches.
 #[derive(Debug)]
 pub(crate) struct Upload<'a> {
     backend: &'a dyn StorageBackend,
     blob: String,
-    chunk_size: usize,
-    hasher: blake3::Hasher,
-    partial: Vec<u8>,
+    chunker: Chunker,
     pending: Vec<(Key, Bytes)>,
     pending_bytes: usize,
     chunks: u64,
-    size: u64,
 }
 
 /// A completely written blob.
@@ -50,13 +45,10 @@ impl<'a> Upload<'a> {
         Upload {
             backend,
             blob: Uuid::now_v7().simple().to_string(),
-            chunk_size,
-            hasher: blake3::Hasher::new(),
-            partial: Vec::new(),
+            chunker: Chunker::new(chunk_size),
             pending: Vec::new(),
             pending_bytes: 0,
             chunks: 0,
-            size: 0,
         }
     }
 
@@ -64,21 +56,9 @@ impl<'a> Upload<'a> {
     ///
     /// # Errors
     /// Backend errors of writing full chunks.
-    pub(crate) async fn push(&mut self, mut bytes: Bytes) -> Result<()> {
-        self.hasher.update(&bytes);
-        self.size += bytes.len() as u64;
-        while !bytes.is_empty() {
-            if self.partial.is_empty() && bytes.len() >= self.chunk_size {
-                let chunk = bytes.split_to(self.chunk_size);
-                self.emit(chunk).await?;
-                continue;
-            }
-            let take = (self.chunk_size - self.partial.len()).min(bytes.len());
-            self.partial.extend_from_slice(&bytes.split_to(take));
-            if self.partial.len() == self.chunk_size {
-                let full = mem::take(&mut self.partial);
-                self.emit(Bytes::from(full)).await?;
-            }
+    pub(crate) async fn push(&mut self, bytes: Bytes) -> Result<()> {
+        for chunk in self.chunker.push(bytes) {
+            self.emit(chunk).await?;
         }
         Ok(())
     }
@@ -88,15 +68,16 @@ impl<'a> Upload<'a> {
     /// # Errors
     /// Backend errors of the last writes.
     pub(crate) async fn finish(mut self) -> Result<Uploaded> {
-        if !self.partial.is_empty() {
-            let last = mem::take(&mut self.partial);
-            self.emit(Bytes::from(last)).await?;
+        let chunker = mem::replace(&mut self.chunker, Chunker::new(1));
+        let (last, summary) = chunker.finish();
+        if let Some(last) = last {
+            self.emit(last).await?;
         }
         self.flush().await?;
         Ok(Uploaded {
             blob: self.blob,
-            hash: self.hasher.finalize().to_hex().to_string(),
-            size: self.size,
+            hash: summary.hash,
+            size: summary.size,
             chunks: self.chunks,
         })
     }

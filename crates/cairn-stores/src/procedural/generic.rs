@@ -59,11 +59,7 @@ fn too_busy(id: &str) -> Error {
 }
 
 fn check_procedure(procedure: &Procedure) -> Result<()> {
-    check_id("procedure id", &procedure.id)?;
-    check_id("procedure category", &procedure.category)?;
-    if procedure.name.is_empty() {
-        return Err(Error::invalid_input("procedure name must not be empty"));
-    }
+    procedure.validate()?;
     // Both keys must fit before anything is written.
     record_key(&procedure.id)?;
     index_key(&procedure.category, &procedure.id)?;

@@ -21,11 +21,12 @@ mod keys;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use cairn_core::Result;
+use cairn_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::codec::check_id;
 use crate::paging::{Page, PageRequest};
 
 pub use generic::GenericProceduralStore;
@@ -45,6 +46,22 @@ pub struct Procedure {
     pub content: Value,
     /// Free-form metadata.
     pub metadata: Map<String, Value>,
+}
+
+impl Procedure {
+    /// Checks the definition as every implementation of [`ProceduralStore`] does before
+    /// writing it.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty or over-long id or category, or an empty name.
+    pub fn validate(&self) -> Result<()> {
+        check_id("procedure id", &self.id)?;
+        check_id("procedure category", &self.category)?;
+        if self.name.is_empty() {
+            return Err(Error::invalid_input("procedure name must not be empty"));
+        }
+        Ok(())
+    }
 }
 
 /// Outcome counters of a procedure.

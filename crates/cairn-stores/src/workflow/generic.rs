@@ -84,14 +84,7 @@ impl GenericWorkflowStore {
 /// The workflow after `transition`, or `InvalidInput` when the move is illegal.
 fn apply(workflow: &Workflow, transition: &Transition) -> Result<Workflow> {
     let to = transition.target();
-    if !workflow.status.can_move_to(to) {
-        return Err(Error::invalid_input(format!(
-            "illegal workflow transition from {} to {}",
-            workflow.status.as_str(),
-            to.as_str()
-        ))
-        .with_context("workflow", &workflow.id));
-    }
+    workflow.status.check_move(to, &workflow.id)?;
     let at = now();
     let mut next = workflow.clone();
     next.status = to;

@@ -17,7 +17,7 @@ pub mod keys;
 mod generic;
 
 use async_trait::async_trait;
-use cairn_core::Result;
+use cairn_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -67,6 +67,36 @@ impl WorkflowStatus {
             (self, to),
             (Pending, Running | Cancelled) | (Running, Completed | Failed | Cancelled)
         )
+    }
+
+    /// Every status, in the order of the life of a workflow.
+    pub const ALL: [WorkflowStatus; 5] = [
+        WorkflowStatus::Pending,
+        WorkflowStatus::Running,
+        WorkflowStatus::Completed,
+        WorkflowStatus::Failed,
+        WorkflowStatus::Cancelled,
+    ];
+
+    /// The status named `name` (as [`WorkflowStatus::as_str`] writes it), if any.
+    pub fn parse(name: &str) -> Option<WorkflowStatus> {
+        WorkflowStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Checks that workflow `workflow_id` may move from `self` to `to`.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming both statuses when the state machine does not allow the move.
+    pub fn check_move(self, to: WorkflowStatus, workflow_id: &str) -> Result<()> {
+        if self.can_move_to(to) {
+            return Ok(());
+        }
+        Err(Error::invalid_input(format!(
+            "illegal workflow transition from {} to {}",
+            self.as_str(),
+            to.as_str()
+        ))
+        .with_context("workflow", workflow_id))
     }
 }
 
