@@ -248,39 +248,46 @@ WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
                   WHERE e.metadata -> f.key IS DISTINCT FROM f.value)";
 
     /// Returns `(id, distance, metadata)` best first. `$2` collection id, `$3` query
-    /// (`real[]`), `$4` filter, `$5` k, and for indexed tables `$6` the candidates taken from
-    /// the index.
-    pub(super) fn search(table: Table, metric: Metric) -> String {
+    /// (`real[]`), then `$4` the filter when `filtered`, then k, and for indexed tables the
+    /// candidates taken from the index. An empty filter leaves the filter out of the
+    /// statement: the planner estimates any `@>` as selective, which would make it prefer an
+    /// exact scan of the collection to the HNSW index.
+    pub(super) fn search(table: Table, metric: Metric, filtered: bool) -> String {
         let t = table.name();
         let v = table.vector_type();
         let op = operator(metric);
         let m = metric_name(metric);
+        let (filter, k, c) = if filtered {
+            (format!(" AND {FILTER}"), "$5", "$6")
+        } else {
+            (String::new(), "$4", "$5")
+        };
         match table.index() {
             Index::None => format!(
                 "SELECT e.id, e.embedding {op} $3::real[]::{v} AS distance, e.metadata
 FROM {t} e
-WHERE e.tenant_id = $1 AND e.collection_id = $2 AND {FILTER}
-ORDER BY distance, e.id LIMIT $5"
+WHERE e.tenant_id = $1 AND e.collection_id = $2{filter}
+ORDER BY distance, e.id LIMIT {k}"
             ),
             Index::Halfvec => {
                 let h = format!("halfvec({})", table.dimension);
                 format!(
                     "WITH candidates AS MATERIALIZED (
   SELECT e.id, e.embedding, e.metadata FROM {t} e
-  WHERE e.tenant_id = $1 AND e.collection_id = $2 AND e.metric = '{m}' AND {FILTER}
-  ORDER BY (e.embedding::{h}) {op} ($3::real[]::{h}) LIMIT $6
+  WHERE e.tenant_id = $1 AND e.collection_id = $2 AND e.metric = '{m}'{filter}
+  ORDER BY (e.embedding::{h}) {op} ($3::real[]::{h}) LIMIT {c}
 )
 SELECT c.id, c.embedding {op} $3::real[]::{v} AS distance, c.metadata
-FROM candidates c ORDER BY distance, c.id LIMIT $5"
+FROM candidates c ORDER BY distance, c.id LIMIT {k}"
                 )
             }
             Index::Vector => format!(
                 "WITH candidates AS MATERIALIZED (
   SELECT e.id, e.embedding {op} $3::real[]::{v} AS distance, e.metadata FROM {t} e
-  WHERE e.tenant_id = $1 AND e.collection_id = $2 AND e.metric = '{m}' AND {FILTER}
-  ORDER BY e.embedding {op} $3::real[]::{v} LIMIT $6
+  WHERE e.tenant_id = $1 AND e.collection_id = $2 AND e.metric = '{m}'{filter}
+  ORDER BY e.embedding {op} $3::real[]::{v} LIMIT {c}
 )
-SELECT c.id, c.distance, c.metadata FROM candidates c ORDER BY c.distance, c.id LIMIT $5"
+SELECT c.id, c.distance, c.metadata FROM candidates c ORDER BY c.distance, c.id LIMIT {k}"
             ),
         }
     }
@@ -480,10 +487,11 @@ impl PostgresVectorStore {
         let ef_search = request.ef_search.unwrap_or(VECTOR_DEFAULT_EF_SEARCH);
         let k = i64::try_from(request.k).unwrap_or(i64::MAX);
         let candidates = i64::try_from(request.k.max(ef_search)).unwrap_or(i64::MAX);
+        let filtered = !request.filter.is_empty();
         let filter = Value::Object(request.filter);
         let conn = self.backend.conn(OP).await?;
         let settings = conn.statement(sql::HNSW_SETTINGS, OP).await?;
-        let text = sql::search(table, metric);
+        let text = sql::search(table, metric, filtered);
         let text = if explain {
             format!("EXPLAIN {text}")
         } else {
@@ -494,8 +502,11 @@ impl PostgresVectorStore {
         let tenant = self.tenant();
         let ef_text = ef_search.to_string();
         let settings_params: [&(dyn ToSql + Sync); 1] = [&ef_text];
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&tenant, &loaded.id, &request.vector, &filter, &k];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant, &loaded.id, &request.vector];
+        if filtered {
+            params.push(&filter);
+        }
+        params.push(&k);
         if table.index() != Index::None {
             params.push(&candidates);
         }
@@ -725,11 +736,24 @@ mod tests {
 
     #[test]
     fn search_statements_name_the_metric_and_operator() {
-        let text = sql::search(Table::for_dimension(3072), Metric::Dot);
+        let text = sql::search(Table::for_dimension(3072), Metric::Dot, true);
         assert!(text.contains("e.metric = 'dot'"), "{text}");
         assert!(text.contains("halfvec(3072)) <#>"), "{text}");
-        let exact = sql::search(Table::for_dimension(5000), Metric::L2);
+        assert!(
+            text.contains("@> $4::jsonb") && text.contains("LIMIT $6"),
+            "{text}"
+        );
+        let unfiltered = sql::search(Table::for_dimension(384), Metric::Cosine, false);
+        assert!(!unfiltered.contains("jsonb"), "{unfiltered}");
+        assert!(
+            unfiltered.contains("LIMIT $5") && !unfiltered.contains("$6"),
+            "{unfiltered}"
+        );
+        let exact = sql::search(Table::for_dimension(5000), Metric::L2, false);
         assert!(!exact.contains("metric ="), "{exact}");
-        assert!(exact.contains("vector(5000)"), "{exact}");
+        assert!(
+            exact.contains("vector(5000)") && exact.contains("LIMIT $4"),
+            "{exact}"
+        );
     }
 }
