@@ -210,3 +210,64 @@ pub(crate) async fn query(
         stats: Stats::from_nanos(nanos),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use cairn_memory::MemoryBackend;
+    use cairn_stores::vectors::GenericVectorStore;
+
+    use super::*;
+    use crate::vectors::data::Shape;
+    use crate::vectors::exact::{ExactScan, ground_truth};
+
+    fn small() -> Dataset {
+        Dataset::generate(Shape {
+            vectors: 600,
+            queries: 15,
+            fresh: 0,
+            dimension: 32,
+        })
+        .unwrap()
+    }
+
+    fn generic() -> Arc<dyn VectorStore> {
+        Arc::new(GenericVectorStore::new(Arc::new(MemoryBackend::new())))
+    }
+
+    #[tokio::test]
+    async fn an_exact_engine_loads_everything_and_finds_the_exact_answer() {
+        let data = small();
+        let scan = ExactScan::new(data.points(), 32);
+        let (truth, exact) = ground_truth(&scan, &data, K);
+        assert_eq!(exact.samples, 15);
+        let engine = Engine::exact("generic", generic());
+        let loaded = load(&engine, &data, 250).await.unwrap();
+        assert_eq!((loaded.rows, loaded.ready_seconds), (600, None));
+        assert!(loaded.rows_per_sec > 0.0);
+        let queried = query(&engine, &data, &truth, None).await.unwrap();
+        assert_eq!(queried.stats.samples, 15);
+        assert!(queried.recall > 0.999, "recall {}", queried.recall);
+        // Loading again starts from an empty collection.
+        load(&engine, &data, 600).await.unwrap();
+        assert_eq!(engine.store.count(COLLECTION).await.unwrap(), 600);
+    }
+
+    #[tokio::test]
+    async fn the_ready_hook_runs_once_after_the_load_and_is_timed() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let engine = Engine {
+            ready: Some(Box::new(move |collection| {
+                assert_eq!(collection, COLLECTION);
+                seen.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async { Ok(()) })
+            })),
+            ..Engine::approximate("hooked", generic())
+        };
+        let loaded = load(&engine, &small(), 100).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(loaded.ready_seconds.is_some());
+    }
+}

@@ -66,8 +66,8 @@ impl Inserted {
     }
 }
 
-/// A `real[]`-free pgvector `vector` parameter, in pgvector's binary format: the dimension
-/// and a reserved zero as 16-bit integers, then every component as a big-endian `f32`.
+/// A pgvector `vector` parameter in pgvector's binary format: the dimension and a reserved
+/// zero as 16-bit integers, then every component as a big-endian `f32`.
 #[derive(Debug)]
 struct PgVector<'a>(&'a [f32]);
 
@@ -162,6 +162,7 @@ pub(crate) async fn copy(client: &Client, data: &Dataset, batch: usize) -> Bench
         writer.finish().await?;
         nanos += elapsed_nanos(began);
     }
+    check_count(client, shape.vectors).await?;
     Ok(Inserted::new("raw binary COPY", shape.vectors, nanos))
 }
 
@@ -184,7 +185,20 @@ pub(crate) async fn row_by_row(client: &Client, data: &Dataset) -> BenchResult<I
             .await?;
         nanos += elapsed_nanos(began);
     }
+    check_count(client, shape.vectors).await?;
     Ok(Inserted::new("raw INSERT per row", shape.vectors, nanos))
+}
+
+/// Fails unless the raw table holds `expected` rows: a load that lost rows measured nothing.
+async fn check_count(client: &Client, expected: usize) -> BenchResult<()> {
+    let count: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {TABLE}"), &[])
+        .await?
+        .try_get(0)?;
+    if usize::try_from(count)? != expected {
+        return Err(format!("{TABLE} holds {count} rows after loading {expected}").into());
+    }
+    Ok(())
 }
 
 fn insert_text() -> String {
@@ -195,4 +209,51 @@ fn insert_text() -> String {
 /// fixed type id): the parameter types of the single-row insert.
 async fn insert_types(client: &Client) -> BenchResult<Vec<Type>> {
     Ok(client.prepare(&insert_text()).await?.params().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vectors::data::Shape;
+
+    #[test]
+    fn dimensions_name_the_store_tables() {
+        assert_eq!(store_table(384), "vector_embeddings_384");
+        assert_eq!(store_table(3072), "vector_embeddings_3072");
+        assert_eq!(store_table(100), "vector_embeddings_other");
+    }
+
+    /// Needs a server, like every PostgreSQL test of the workspace: `cargo xtask test` sets
+    /// `DATABASE_URL`; without it the test fails rather than skips.
+    #[tokio::test]
+    async fn raw_paths_load_every_row_into_an_indexed_copy_of_the_store_table() {
+        let url = std::env::var("DATABASE_URL").expect(
+            "DATABASE_URL is not set: run `cargo xtask test` (it starts PostgreSQL and sets it)",
+        );
+        let client = connect(&url).await.unwrap();
+        let data = Dataset::generate(Shape {
+            vectors: 120,
+            queries: 1,
+            fresh: 0,
+            dimension: 384,
+        })
+        .unwrap();
+        let copied = copy(&client, &data, 50).await.unwrap();
+        assert_eq!(copied.rows, 120);
+        let indexes: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE '%hnsw%'",
+                &[&TABLE],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            indexes, 3,
+            "one partial HNSW index per metric, as on the store table"
+        );
+        let inserted = row_by_row(&client, &data).await.unwrap();
+        assert!(inserted.rows_per_sec > 0.0);
+        drop_table(&client).await.unwrap();
+    }
 }

@@ -374,3 +374,55 @@ fn judge(
         phantoms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cairn_memory::MemoryBackend;
+    use cairn_stores::vectors::GenericVectorStore;
+
+    use super::*;
+    use crate::vectors::data::Shape;
+    use crate::vectors::engine::load;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exact_store_under_writes_returns_no_deleted_id_and_full_recall() {
+        let data = Dataset::generate(Shape {
+            vectors: 500,
+            queries: 10,
+            fresh: 400,
+            dimension: 16,
+        })
+        .unwrap();
+        let scan = ExactScan::new(data.points(), 16);
+        let engine = Engine::exact(
+            "generic",
+            Arc::new(GenericVectorStore::new(Arc::new(MemoryBackend::new()))),
+        );
+        load(&engine, &data, 500).await.unwrap();
+        let plan = MixedPlan {
+            searches: 60,
+            searchers: 2,
+            writers: 2,
+            insert_batch: 5,
+            ef_search: 40,
+        };
+        let mixed = run(&engine, &data, &scan, plan).await.unwrap();
+        assert_eq!(mixed.stats.samples, 60);
+        assert_eq!((mixed.deleted_returned, mixed.phantoms), (0, 0));
+        assert_eq!(mixed.inserted, mixed.deleted);
+        assert!(mixed.inserted > 0);
+        assert!(mixed.recall > 0.999, "recall {}", mixed.recall);
+        let count = engine.store.count(COLLECTION).await.unwrap();
+        assert_eq!(count, 500, "each writer deletes as many as it inserts");
+    }
+
+    #[test]
+    fn the_ledger_tells_certain_from_in_flight() {
+        let ledger = Ledger::new(2, 3);
+        assert!(ledger.certain(0, 5, 9));
+        assert!(!ledger.certain(2, 5, 9), "never inserted");
+        ledger.stamp(&ledger.delete_start, 1, 7);
+        assert!(!ledger.certain(1, 5, 9), "delete began during the search");
+        assert!(ledger.certain(1, 2, 6), "delete began after the search");
+    }
+}
