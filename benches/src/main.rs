@@ -14,8 +14,10 @@
 //! latency and queries/s at each `ef_search`, load rows/s, PostgreSQL insert throughput
 //! against raw binary `COPY` and row-by-row `INSERT`, and a mixed workload of searches during
 //! inserts and deletes. Written to `target/bench/vectors.json`. The target figures come from
-//! `--suite vectors --vectors 100000 --dimension 384`, which takes several minutes (HNSW
-//! maintenance in PostgreSQL dominates); the default 10k run takes well under one.
+//! `--suite vectors --vectors 100000 --dimension 384`, which takes about half an hour on two
+//! cores (HNSW maintenance in PostgreSQL dominates: the store's load, the `COPY` and the
+//! row-by-row paths each insert every vector); the default 10k run takes about two minutes.
+//! See `docs/benchmarks.md`.
 //!
 //! Run it with `cargo xtask bench [-- ARGS]`, which starts PostgreSQL when needed and sets
 //! `DATABASE_URL`, or directly with `cargo run --release -p cairn-bench -- --backends
@@ -183,7 +185,7 @@ struct VectorArgs {
     )]
     mixed: Vec<EngineKind>,
     /// Searches of the mixed workload.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1_000)]
     mixed_searches: usize,
     /// Concurrent searching tasks of the mixed workload.
     #[arg(long, default_value_t = 2)]

@@ -91,14 +91,14 @@ impl Settings {
         self.engines.iter().any(|e| e.needs_postgres())
     }
 
-    /// Fresh points the mixed workload may insert: enough for writers that outpace the
-    /// searches tenfold, at least one batch per writer.
+    /// Fresh points the mixed workload may insert: two batches per search, at least one
+    /// batch per writer. Writers that insert faster stop when these run out.
     fn fresh(&self) -> usize {
         if self.mixed.is_empty() {
             return 0;
         }
         let plan = self.mixed_plan;
-        (plan.searches * plan.insert_batch * 10).max(plan.writers * plan.insert_batch)
+        (plan.searches * plan.insert_batch * 2).max(plan.writers * plan.insert_batch)
     }
 }
 
@@ -123,7 +123,10 @@ pub(crate) async fn run(
     out_dir: &Path,
 ) -> BenchResult<()> {
     if settings.ef_search.is_empty() || settings.batch == 0 || settings.mixed_plan.searches == 0 {
-        return Err("--ef-search, --vector-batch and --mixed-searches must be non-empty".into());
+        return Err(
+            "--ef-search must list a value; --vector-batch and --mixed-searches must be positive"
+                .into(),
+        );
     }
     if let Some(kind) = settings
         .mixed
