@@ -14,7 +14,7 @@
 //! latency and queries/s at each `ef_search`, load rows/s, PostgreSQL insert throughput
 //! against raw binary `COPY` and row-by-row `INSERT`, and a mixed workload of searches during
 //! inserts and deletes. Written to `target/bench/vectors.json`. The target figures come from
-//! `--suite vectors --vectors 100000 --dimension 384`, which takes about half an hour on two
+//! `--suite vectors --vectors 100000 --dimension 384`, which takes about twenty minutes on two
 //! cores (HNSW maintenance in PostgreSQL dominates: the store's load, the `COPY` and the
 //! row-by-row paths each insert every vector); the default 10k run takes about two minutes.
 //! See `docs/benchmarks.md`.
