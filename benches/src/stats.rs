@@ -12,6 +12,8 @@ pub(crate) struct Stats {
     pub(crate) samples: usize,
     /// Median time per call.
     pub(crate) p50_us: f64,
+    /// 95th percentile time per call.
+    pub(crate) p95_us: f64,
     /// 99th percentile time per call.
     pub(crate) p99_us: f64,
     /// Mean time per call.
@@ -34,6 +36,7 @@ impl Stats {
         Stats {
             samples: n,
             p50_us: at(0.50),
+            p95_us: at(0.95),
             p99_us: at(0.99),
             mean_us: mean_ns / 1e3,
             calls_per_sec: if mean_ns > 0.0 { 1e9 / mean_ns } else { 0.0 },
@@ -69,6 +72,7 @@ mod tests {
         let stats = Stats::from_nanos((1..=100).map(|x| x * 1_000).collect());
         assert_eq!(stats.samples, 100);
         assert_eq!(stats.p50_us, 50.0);
+        assert_eq!(stats.p95_us, 95.0);
         assert_eq!(stats.p99_us, 99.0);
         assert_eq!(stats.mean_us, 50.5);
         let one = Stats::from_nanos(vec![2_000]);

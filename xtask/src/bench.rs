@@ -5,8 +5,10 @@
 
 use crate::{Result, cmd, pg, test};
 
-/// Runs `cargo xtask bench [args]`; `args` go to the `cairn-bench` binary.
+/// Runs `cargo xtask bench [--] [args]`; `args` go to the `cairn-bench` binary (a leading
+/// `--` separator is dropped, so `cargo xtask bench -- --suite vectors` works as it reads).
 pub(crate) fn run(args: &[String]) -> Result<()> {
+    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
     let database = pg::Database::acquire()?;
     test::migrate_up(database.url())?;
     cmd::run(

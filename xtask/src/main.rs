@@ -31,7 +31,7 @@ Commands:
   migrate [args]      apply or inspect the PostgreSQL migrations (see `migrate help`)
   test [args]         start PostgreSQL if needed, migrate, run every workspace test and
                       the doctests; args go to the test runner (nextest or cargo test)
-  bench [args]        start PostgreSQL if needed, migrate, run `cairn-bench` in release
+  bench [--] [args]   start PostgreSQL if needed, migrate, run `cairn-bench` in release
                       mode; args go to the bench binary
   deps                check the crate dependency direction (core names no driver, ...)
   help                print this message
