@@ -7,8 +7,15 @@ mod common;
 use std::sync::Arc;
 
 use cairn_core::StorageBackend;
-use cairn_postgres::{PostgresBackend, PostgresSessionStore};
-use cairn_stores::GenericSessionStore;
+use cairn_postgres::{
+    PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
+    PostgresHookHistoryStore, PostgresSessionStore,
+};
+use cairn_stores::{
+    AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
+    GenericEventLogStore, GenericHookHistoryStore, GenericSessionStore, HookHistoryStore,
+    SessionStore,
+};
 use cairn_testkit::portable::{self, Portable};
 
 /// A handle on a fresh tenant of the shared test database.
@@ -16,23 +23,95 @@ async fn fresh_tenant() -> PostgresBackend {
     common::backend().await.scoped(&common::random_tenant())
 }
 
-async fn native_sessions() -> Portable<dyn cairn_stores::SessionStore> {
-    let store = Arc::new(PostgresSessionStore::new(&fresh_tenant().await));
-    (store.clone(), store)
+/// For one component: a factory of the native store and one of the generic store over the
+/// key-value table, each on a fresh tenant, and a test per direction.
+macro_rules! both_ways {
+    ($trait:ident, $native:ident, $generic:ident, $case:ident, $to_generic:ident, $to_native:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $to_generic() {
+            portable::$case(native::<$native>().await, generic::<$generic>().await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $to_native() {
+            portable::$case(generic::<$generic>().await, native::<$native>().await).await;
+        }
+
+        impl Native for $native {
+            type Trait = dyn $trait;
+            fn build(backend: &PostgresBackend) -> Portable<dyn $trait> {
+                let store = Arc::new($native::new(backend));
+                (store.clone(), store)
+            }
+        }
+
+        impl Generic for $generic {
+            type Trait = dyn $trait;
+            fn build(backend: Arc<dyn StorageBackend>) -> Portable<dyn $trait> {
+                let store = Arc::new($generic::new(backend));
+                (store.clone(), store)
+            }
+        }
+    };
 }
 
-async fn generic_sessions() -> Portable<dyn cairn_stores::SessionStore> {
-    let backend: Arc<dyn StorageBackend> = Arc::new(fresh_tenant().await);
-    let store = Arc::new(GenericSessionStore::new(backend));
-    (store.clone(), store)
+/// A native PostgreSQL store.
+trait Native {
+    type Trait: ?Sized;
+    fn build(backend: &PostgresBackend) -> Portable<Self::Trait>;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_native_to_generic() {
-    portable::sessions_copy_faithfully(native_sessions().await, generic_sessions().await).await;
+/// A generic store.
+trait Generic {
+    type Trait: ?Sized;
+    fn build(backend: Arc<dyn StorageBackend>) -> Portable<Self::Trait>;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_generic_to_native() {
-    portable::sessions_copy_faithfully(generic_sessions().await, native_sessions().await).await;
+async fn native<S: Native>() -> Portable<S::Trait> {
+    S::build(&fresh_tenant().await)
 }
+
+async fn generic<S: Generic>() -> Portable<S::Trait> {
+    S::build(Arc::new(fresh_tenant().await))
+}
+
+both_ways!(
+    SessionStore,
+    PostgresSessionStore,
+    GenericSessionStore,
+    sessions_copy_faithfully,
+    sessions_native_to_generic,
+    sessions_generic_to_native
+);
+both_ways!(
+    EpisodicStore,
+    PostgresEpisodicStore,
+    GenericEpisodicStore,
+    episodic_copy_faithfully,
+    episodic_native_to_generic,
+    episodic_generic_to_native
+);
+both_ways!(
+    AgentStateStore,
+    PostgresAgentStateStore,
+    GenericAgentStateStore,
+    agent_state_copy_faithfully,
+    agent_state_native_to_generic,
+    agent_state_generic_to_native
+);
+both_ways!(
+    EventLogStore,
+    PostgresEventLogStore,
+    GenericEventLogStore,
+    event_log_copy_faithfully,
+    event_log_native_to_generic,
+    event_log_generic_to_native
+);
+both_ways!(
+    HookHistoryStore,
+    PostgresHookHistoryStore,
+    GenericHookHistoryStore,
+    hooks_copy_faithfully,
+    hooks_native_to_generic,
+    hooks_generic_to_native
+);
