@@ -302,6 +302,7 @@ pub async fn copy(
 #[cfg(test)]
 mod tests {
     use cairn_core::ErrorKind;
+    use time::macros::datetime;
 
     use super::*;
 
@@ -319,6 +320,28 @@ mod tests {
         other_version[0] = 2;
         let err = decode_portable::<serde_json::Value>(&other_version).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Corruption);
+    }
+
+    #[test]
+    fn pages_cursors_and_times() {
+        let encode = |n: &u32| encode_portable(n, &[]);
+        let cursor = |n: &u32| encode_cursor(n);
+        let full = page_of(vec![1u32, 2, 3], 2, encode, cursor).unwrap();
+        assert_eq!(full.records.len(), 2);
+        assert_eq!(decode_cursor::<u32>(&full.next.unwrap()).unwrap(), 2);
+        let last = page_of(vec![1u32, 2], 2, encode, cursor).unwrap();
+        assert_eq!((last.records.len(), last.next), (2, None));
+        let err = decode_cursor::<(String, u64)>(b"not json").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+
+        assert!(check_portable_time("t", datetime!(0000-01-01 0:00 UTC)).is_ok());
+        for bad in [
+            datetime!(2026-01-01 0:00 +1),
+            datetime!(-0001-12-31 0:00 UTC),
+        ] {
+            let err = check_portable_time("t", bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+        }
     }
 
     #[test]
