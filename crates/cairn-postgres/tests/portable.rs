@@ -11,12 +11,16 @@ use cairn_postgres::{
     PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
     PostgresHookHistoryStore, PostgresSessionStore,
 };
+use cairn_stores::event_log::Event;
+use cairn_stores::portable::copy;
 use cairn_stores::{
     AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
     GenericEventLogStore, GenericHookHistoryStore, GenericSessionStore, HookHistoryStore,
     SessionStore,
 };
 use cairn_testkit::portable::{self, Portable};
+use serde_json::json;
+use time::macros::datetime;
 
 /// A handle on a fresh tenant of the shared test database.
 async fn fresh_tenant() -> PostgresBackend {
@@ -115,3 +119,52 @@ both_ways!(
     hooks_native_to_generic,
     hooks_generic_to_native
 );
+
+/// Which partition of `events` holds the event `id` (read as the superuser, from outside the
+/// store).
+async fn partition_of(id: uuid::Uuid) -> String {
+    let client = common::client(&common::database_url()).await;
+    let row = client
+        .query_one(
+            "SELECT tableoid::regclass::text FROM events WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    row.get(0)
+}
+
+/// An import into the native event log goes through the partitioned table as an append does:
+/// a back-dated event lands in the DEFAULT partition, an event of now in its month's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_events_land_in_their_partitions() {
+    let (source, source_portable) = generic::<GenericEventLogStore>().await;
+    let (_, target) = native::<PostgresEventLogStore>().await;
+    let old = source
+        .append(Event::new("audit.old", json!(1)).at(datetime!(2001-03-04 05:06:07.123456789 UTC)))
+        .await
+        .unwrap();
+    let now = source
+        .append(Event::new("audit.now", json!(2)))
+        .await
+        .unwrap();
+    let copied = copy(
+        source_portable.as_ref(),
+        target.as_ref(),
+        None,
+        10,
+        |_, _| Ok(()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(copied, 2);
+    assert_eq!(partition_of(old.id).await, "events_default");
+    assert_eq!(
+        partition_of(now.id).await,
+        format!(
+            "events_y{:04}m{:02}",
+            now.at.year(),
+            u8::from(now.at.month())
+        )
+    );
+}
