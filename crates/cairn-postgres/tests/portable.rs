@@ -7,32 +7,164 @@ mod common;
 use std::sync::Arc;
 
 use cairn_core::StorageBackend;
-use cairn_postgres::{PostgresBackend, PostgresSessionStore};
-use cairn_stores::GenericSessionStore;
+use cairn_postgres::{
+    PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
+    PostgresHookHistoryStore, PostgresSessionStore,
+};
+use cairn_stores::event_log::Event;
+use cairn_stores::portable::copy;
+use cairn_stores::{
+    AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
+    GenericEventLogStore, GenericHookHistoryStore, GenericSessionStore, HookHistoryStore,
+    SessionStore,
+};
 use cairn_testkit::portable::{self, Portable};
+use serde_json::json;
+use time::macros::datetime;
 
 /// A handle on a fresh tenant of the shared test database.
 async fn fresh_tenant() -> PostgresBackend {
     common::backend().await.scoped(&common::random_tenant())
 }
 
-async fn native_sessions() -> Portable<dyn cairn_stores::SessionStore> {
-    let store = Arc::new(PostgresSessionStore::new(&fresh_tenant().await));
-    (store.clone(), store)
+/// For one component: a factory of the native store and one of the generic store over the
+/// key-value table, each on a fresh tenant, and a test per direction.
+macro_rules! both_ways {
+    ($trait:ident, $native:ident, $generic:ident, $case:ident, $to_generic:ident, $to_native:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $to_generic() {
+            portable::$case(native::<$native>().await, generic::<$generic>().await).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $to_native() {
+            portable::$case(generic::<$generic>().await, native::<$native>().await).await;
+        }
+
+        impl Native for $native {
+            type Trait = dyn $trait;
+            fn build(backend: &PostgresBackend) -> Portable<dyn $trait> {
+                let store = Arc::new($native::new(backend));
+                (store.clone(), store)
+            }
+        }
+
+        impl Generic for $generic {
+            type Trait = dyn $trait;
+            fn build(backend: Arc<dyn StorageBackend>) -> Portable<dyn $trait> {
+                let store = Arc::new($generic::new(backend));
+                (store.clone(), store)
+            }
+        }
+    };
 }
 
-async fn generic_sessions() -> Portable<dyn cairn_stores::SessionStore> {
-    let backend: Arc<dyn StorageBackend> = Arc::new(fresh_tenant().await);
-    let store = Arc::new(GenericSessionStore::new(backend));
-    (store.clone(), store)
+/// A native PostgreSQL store.
+trait Native {
+    type Trait: ?Sized;
+    fn build(backend: &PostgresBackend) -> Portable<Self::Trait>;
 }
 
+/// A generic store.
+trait Generic {
+    type Trait: ?Sized;
+    fn build(backend: Arc<dyn StorageBackend>) -> Portable<Self::Trait>;
+}
+
+async fn native<S: Native>() -> Portable<S::Trait> {
+    S::build(&fresh_tenant().await)
+}
+
+async fn generic<S: Generic>() -> Portable<S::Trait> {
+    S::build(Arc::new(fresh_tenant().await))
+}
+
+both_ways!(
+    SessionStore,
+    PostgresSessionStore,
+    GenericSessionStore,
+    sessions_copy_faithfully,
+    sessions_native_to_generic,
+    sessions_generic_to_native
+);
+both_ways!(
+    EpisodicStore,
+    PostgresEpisodicStore,
+    GenericEpisodicStore,
+    episodic_copy_faithfully,
+    episodic_native_to_generic,
+    episodic_generic_to_native
+);
+both_ways!(
+    AgentStateStore,
+    PostgresAgentStateStore,
+    GenericAgentStateStore,
+    agent_state_copy_faithfully,
+    agent_state_native_to_generic,
+    agent_state_generic_to_native
+);
+both_ways!(
+    EventLogStore,
+    PostgresEventLogStore,
+    GenericEventLogStore,
+    event_log_copy_faithfully,
+    event_log_native_to_generic,
+    event_log_generic_to_native
+);
+both_ways!(
+    HookHistoryStore,
+    PostgresHookHistoryStore,
+    GenericHookHistoryStore,
+    hooks_copy_faithfully,
+    hooks_native_to_generic,
+    hooks_generic_to_native
+);
+
+/// Which partition of `events` holds the event `id` (read as the superuser, from outside the
+/// store).
+async fn partition_of(id: uuid::Uuid) -> String {
+    let client = common::client(&common::database_url()).await;
+    let row = client
+        .query_one(
+            "SELECT tableoid::regclass::text FROM events WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    row.get(0)
+}
+
+/// An import into the native event log goes through the partitioned table as an append does:
+/// a back-dated event lands in the DEFAULT partition, an event of now in its month's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_native_to_generic() {
-    portable::sessions_copy_faithfully(native_sessions().await, generic_sessions().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_generic_to_native() {
-    portable::sessions_copy_faithfully(generic_sessions().await, native_sessions().await).await;
+async fn imported_events_land_in_their_partitions() {
+    let (source, source_portable) = generic::<GenericEventLogStore>().await;
+    let (_, target) = native::<PostgresEventLogStore>().await;
+    let old = source
+        .append(Event::new("audit.old", json!(1)).at(datetime!(2001-03-04 05:06:07.123456789 UTC)))
+        .await
+        .unwrap();
+    let now = source
+        .append(Event::new("audit.now", json!(2)))
+        .await
+        .unwrap();
+    let copied = copy(
+        source_portable.as_ref(),
+        target.as_ref(),
+        None,
+        10,
+        |_, _| Ok(()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(copied, 2);
+    assert_eq!(partition_of(old.id).await, "events_default");
+    assert_eq!(
+        partition_of(now.id).await,
+        format!(
+            "events_y{:04}m{:02}",
+            now.at.year(),
+            u8::from(now.at.month())
+        )
+    );
 }

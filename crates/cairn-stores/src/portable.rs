@@ -13,9 +13,10 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use cairn_core::{Bytes, Error, Result};
+use cairn_core::{Bytes, Error, Key, Result, StorageBackend};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use time::{OffsetDateTime, UtcOffset};
 
 /// The format version of portable records written by this build.
 pub const PORTABLE_RECORD_VERSION: u8 = 1;
@@ -130,12 +131,86 @@ pub fn check_export_limit(limit: usize) -> Result<()> {
 ///
 /// # Errors
 /// `InvalidInput` for a cursor that is not such a key.
-pub(crate) fn cursor_key(cursor: &[u8], prefix: &str) -> Result<cairn_core::Key> {
+fn cursor_key(cursor: &[u8], prefix: &str) -> Result<Key> {
     std::str::from_utf8(cursor)
         .ok()
         .filter(|key| key.starts_with(prefix))
-        .and_then(|key| cairn_core::Key::new(key).ok())
+        .and_then(|key| Key::new(key).ok())
         .ok_or_else(|| Error::invalid_input("export cursor was not produced by this store"))
+}
+
+/// One page of a generic store's export: up to `limit` entries under `prefix` after the
+/// cursor `after` (the last key of the previous page), in key order, and the cursor of the
+/// next page.
+///
+/// # Errors
+/// As [`PortableStore::export_page`], and the backend's scan errors.
+pub(crate) async fn scan_export(
+    backend: &dyn StorageBackend,
+    prefix: &str,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<(Vec<(Key, Bytes)>, Option<Vec<u8>>)> {
+    check_export_limit(limit)?;
+    let after = after.map(|cursor| cursor_key(cursor, prefix)).transpose()?;
+    let page = backend.scan(prefix, after.as_ref(), limit).await?;
+    let next = page.next_after.map(|key| key.as_str().as_bytes().to_vec());
+    Ok((page.entries, next))
+}
+
+/// An export page of `items`, fetched as up to `limit + 1` rows in export order (the extra
+/// one only tells that another page follows): the first `limit` encoded by `encode`, and
+/// when more follow, the cursor `cursor` gives for the last of them.
+///
+/// # Errors
+/// Whatever `encode` or `cursor` returns.
+pub fn page_of<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    encode: impl FnMut(&T) -> Result<Bytes>,
+    cursor: impl FnOnce(&T) -> Result<Vec<u8>>,
+) -> Result<ExportPage> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = match items.last() {
+        Some(last) if more => Some(cursor(last)?),
+        _ => None,
+    };
+    let records = items.iter().map(encode).collect::<Result<_>>()?;
+    Ok(ExportPage { records, next })
+}
+
+/// Encodes an implementation's own export cursor (its position in export order) as JSON.
+///
+/// # Errors
+/// `InvalidInput` when `position` does not serialise.
+pub fn encode_cursor<T: Serialize>(position: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(position)
+        .map_err(|err| Error::invalid_input("export cursor does not serialise").with_source(err))
+}
+
+/// Decodes a cursor written by [`encode_cursor`].
+///
+/// # Errors
+/// `InvalidInput` for bytes that are not such a cursor.
+pub fn decode_cursor<T: DeserializeOwned>(cursor: &[u8]) -> Result<T> {
+    serde_json::from_slice(cursor).map_err(|err| {
+        Error::invalid_input("export cursor was not produced by this store").with_source(err)
+    })
+}
+
+/// Checks a time read from a portable record: in UTC (as every store returns times) and in
+/// years 0 to 9999 (the range every backend stores).
+///
+/// # Errors
+/// `InvalidInput` naming `what` otherwise.
+pub fn check_portable_time(what: &str, at: OffsetDateTime) -> Result<()> {
+    if at.offset() != UtcOffset::UTC || !(0..=9999).contains(&at.year()) {
+        return Err(Error::invalid_input(format!(
+            "{what} time {at} must be in UTC and in years 0 to 9999"
+        )));
+    }
+    Ok(())
 }
 
 /// How many records a store holds and a digest of them that does not depend on their order,
@@ -227,6 +302,7 @@ pub async fn copy(
 #[cfg(test)]
 mod tests {
     use cairn_core::ErrorKind;
+    use time::macros::datetime;
 
     use super::*;
 
@@ -244,6 +320,28 @@ mod tests {
         other_version[0] = 2;
         let err = decode_portable::<serde_json::Value>(&other_version).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Corruption);
+    }
+
+    #[test]
+    fn pages_cursors_and_times() {
+        let encode = |n: &u32| encode_portable(n, &[]);
+        let cursor = |n: &u32| encode_cursor(n);
+        let full = page_of(vec![1u32, 2, 3], 2, encode, cursor).unwrap();
+        assert_eq!(full.records.len(), 2);
+        assert_eq!(decode_cursor::<u32>(&full.next.unwrap()).unwrap(), 2);
+        let last = page_of(vec![1u32, 2], 2, encode, cursor).unwrap();
+        assert_eq!((last.records.len(), last.next), (2, None));
+        let err = decode_cursor::<(String, u64)>(b"not json").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+
+        assert!(check_portable_time("t", datetime!(0000-01-01 0:00 UTC)).is_ok());
+        for bad in [
+            datetime!(2026-01-01 0:00 +1),
+            datetime!(-0001-12-31 0:00 UTC),
+        ] {
+            let err = check_portable_time("t", bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+        }
     }
 
     #[test]

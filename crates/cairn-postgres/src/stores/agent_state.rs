@@ -1,20 +1,25 @@
 //! [`PostgresAgentStateStore`]: [`AgentStateStore`] on the `agent_state_heads` and
 //! `agent_state_snapshots` tables.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use cairn_core::{Error, Result, StorageBackend};
+use cairn_core::{Bytes, Error, Result, StorageBackend};
 use cairn_stores::agent_state::{
-    AgentSnapshot, AgentStateStore, SnapshotInfo, check_keep_last, encode_state, sha256_hex,
-    verify_snapshot,
+    AgentSnapshot, AgentStateStore, SnapshotInfo, check_keep_last, check_snapshot, encode_state,
+    sha256_hex, verify_snapshot,
 };
 use cairn_stores::codec::check_id;
+use cairn_stores::portable::{
+    ExportPage, PortableStore, decode_cursor, decode_portable, encode_cursor, encode_portable,
+    page_of,
+};
 use serde_json::Value;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::{bigint, execute_pair, query, stored_u64};
+use super::{bigint, execute_pair, execute_two, export_fetch, query, stored_u64};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -124,6 +129,34 @@ WHERE tenant_id = $1 AND agent_id = $2 ORDER BY version";
 
     pub(super) const DELETE_SNAPSHOTS: &str =
         "DELETE FROM agent_state_snapshots WHERE tenant_id = $1 AND agent_id = $2";
+
+    /// Every snapshot of every agent by agent id, then version: `$2`, `$3` the agent and
+    /// version to read after (`''` and 0 from the start: ids are never empty), `$4` the most
+    /// rows. The columns of `LOAD_VERSION`, then the agent id.
+    pub(super) const EXPORT: &str = "\
+SELECT version, checksum, size, saved_at, payload, agent_id FROM agent_state_snapshots
+WHERE tenant_id = $1 AND (agent_id, version) > ($2, $3) ORDER BY agent_id, version LIMIT $4";
+
+    /// Raises the latest version of the agents in `$2` to the largest version in `$3` for
+    /// each (the arrays of [`IMPORT_SNAPSHOTS`]), creating missing heads; runs first, taking
+    /// the heads' row locks as saves do.
+    pub(super) const IMPORT_HEADS: &str = "\
+INSERT INTO agent_state_heads AS h (tenant_id, agent_id, latest)
+SELECT $1, s.agent_id, max(s.version) FROM unnest($2::text[], $3::int8[]) AS s(agent_id, version)
+GROUP BY s.agent_id
+ON CONFLICT (tenant_id, agent_id) DO UPDATE SET latest = GREATEST(h.latest, EXCLUDED.latest)";
+
+    /// Writes whole snapshots, replacing those of the same agent and version: `$2` agent ids,
+    /// `$3` versions, `$4` checksums, `$5` sizes, `$6` save times, `$7` payloads, all in the
+    /// same order, each (agent, version) once.
+    pub(super) const IMPORT_SNAPSHOTS: &str = "\
+INSERT INTO agent_state_snapshots (tenant_id, agent_id, version, checksum, size, saved_at, payload)
+SELECT $1, s.agent_id, s.version, s.checksum, s.size, s.saved_at, s.payload
+FROM unnest($2::text[], $3::int8[], $4::text[], $5::int8[], $6::timestamptz[], $7::bytea[])
+    AS s(agent_id, version, checksum, size, saved_at, payload)
+ON CONFLICT (tenant_id, agent_id, version) DO UPDATE SET
+    checksum = EXCLUDED.checksum, size = EXCLUDED.size, saved_at = EXCLUDED.saved_at,
+    payload = EXCLUDED.payload";
 
     /// `$3` how many versions to keep.
     pub(super) const PRUNE: &str = "\
@@ -306,5 +339,88 @@ impl AgentStateStore for PostgresAgentStateStore {
             conn.client().execute(&stmt, &[&tenant, &agent_id, &keep]),
         )
         .await
+    }
+}
+
+/// The portable record of a snapshot is its [`SnapshotInfo`] with the payload bytes as the
+/// blob, in (agent id, version) order; the cursor is the last (agent id, version). An import
+/// raises each agent's latest version to the largest version imported for it (never lowers
+/// it), in the same transaction as the snapshots.
+#[async_trait]
+impl PortableStore for PostgresAgentStateStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        const OP: &str = "agent_state_export";
+        let fetch = export_fetch(limit)?;
+        let (agent, version): (String, u64) =
+            after.map(decode_cursor).transpose()?.unwrap_or_default();
+        let version = bigint(version);
+        let tenant = self.tenant();
+        let rows = query(
+            &self.backend,
+            sql::EXPORT,
+            &[&tenant, &agent, &version, &fetch],
+            OP,
+        )
+        .await?;
+        let map = |err| error::from_pg(OP, err);
+        let snapshots = rows
+            .iter()
+            .map(|row| {
+                let agent: String = row.try_get(5).map_err(map)?;
+                let payload: Vec<u8> = row.try_get(4).map_err(map)?;
+                let info = info_from(&agent, row, OP)?
+                    .ok_or_else(|| Error::corruption("stored snapshot metadata is NULL"))?;
+                Ok((info, payload))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        page_of(
+            snapshots,
+            limit,
+            |(info, payload)| encode_portable(info, payload),
+            |(last, _)| encode_cursor(&(&last.agent_id, last.version)),
+        )
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut snapshots = BTreeMap::new();
+        for record in records {
+            let (info, payload): (SnapshotInfo, &[u8]) = decode_portable(record)?;
+            check_snapshot(&info, payload)?;
+            snapshots.insert((info.agent_id.clone(), info.version), (info, payload));
+        }
+        if snapshots.is_empty() {
+            return Ok(());
+        }
+        let n = snapshots.len();
+        let (mut agents, mut versions, mut checksums) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut sizes, mut saved_ats, mut payloads) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (info, payload) in snapshots.into_values() {
+            versions.push(bigint(info.version));
+            sizes.push(bigint(info.size));
+            saved_ats.push(info.saved_at);
+            checksums.push(info.checksum);
+            agents.push(info.agent_id);
+            payloads.push(payload);
+        }
+        let tenant = self.tenant();
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &tenant, &agents, &versions, &checksums, &sizes, &saved_ats, &payloads,
+        ];
+        execute_two(
+            &self.backend,
+            (sql::IMPORT_HEADS, &params[..3]),
+            (sql::IMPORT_SNAPSHOTS, &params),
+            "agent_state_import",
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -1,19 +1,26 @@
 //! [`PostgresEpisodicStore`]: [`EpisodicStore`] on the `episodic_sessions` and
 //! `episodic_turns` tables.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use cairn_core::{Error, ErrorKind, Result, StorageBackend, check_scan_limit};
+use cairn_core::{Bytes, Error, ErrorKind, Result, StorageBackend, check_scan_limit};
 use cairn_stores::codec::check_id;
-use cairn_stores::episodic::{EpisodicSession, EpisodicStore, Role, Turn, TurnPage, TurnRecord};
+use cairn_stores::episodic::{
+    EpisodicSession, EpisodicStore, Role, Turn, TurnPage, TurnRecord, check_turn,
+};
+use cairn_stores::portable::{
+    ExportPage, PortableStore, decode_cursor, decode_portable, encode_cursor, encode_portable,
+    page_of,
+};
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
 use super::timestamps::{check_year, join, split};
-use super::{bigint, execute_pair, query, stored_u64};
+use super::{bigint, execute_pair, execute_two, export_fetch, query, stored_u64};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -112,6 +119,34 @@ WHERE tenant_id = $1 AND session_id = $2 AND role = $3 AND seq > $4 ORDER BY seq
     pub(super) const DELETE_TURNS: &str =
         "DELETE FROM episodic_turns WHERE tenant_id = $1 AND session_id = $2";
 
+    /// Every turn of every session by session id, then `seq`: `$2`, `$3` the session and
+    /// `seq` to read after (`''` and 0 from the start: ids are never empty), `$4` the most
+    /// rows. The columns of `select_turns!`, then the session id.
+    pub(super) const EXPORT: &str = "\
+SELECT seq, role, content, metadata, at, at_ns, session_id FROM episodic_turns
+WHERE tenant_id = $1 AND (session_id, seq) > ($2, $3) ORDER BY session_id, seq LIMIT $4";
+
+    /// Raises the counters of the sessions in `$2` to the largest `seq` in `$3` for each
+    /// (the arrays of [`IMPORT_TURNS`]), creating missing heads; runs first, taking the
+    /// heads' row locks as appends do.
+    pub(super) const IMPORT_HEADS: &str = "\
+INSERT INTO episodic_sessions AS s (tenant_id, session_id, last_seq)
+SELECT $1, t.session_id, max(t.seq) FROM unnest($2::text[], $3::int8[]) AS t(session_id, seq)
+GROUP BY t.session_id
+ON CONFLICT (tenant_id, session_id) DO UPDATE SET last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq)";
+
+    /// Writes whole turns, replacing those of the same session and `seq`: `$2` session ids,
+    /// `$3` seqs, `$4` roles, `$5` contents, `$6` metadata, `$7`/`$8` times, all in the same
+    /// order, each (session, `seq`) once.
+    pub(super) const IMPORT_TURNS: &str = "\
+INSERT INTO episodic_turns (tenant_id, session_id, seq, role, content, metadata, at, at_ns)
+SELECT $1, t.session_id, t.seq, t.role, t.content, t.metadata, t.at, t.at_ns
+FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[],
+    $8::int2[]) AS t(session_id, seq, role, content, metadata, at, at_ns)
+ON CONFLICT (tenant_id, session_id, seq) DO UPDATE SET
+    role = EXCLUDED.role, content = EXCLUDED.content, metadata = EXCLUDED.metadata,
+    at = EXCLUDED.at, at_ns = EXCLUDED.at_ns";
+
     /// `$2` the session to list after (`''` from the start: every `sort_key` is longer),
     /// escaped here exactly as `sort_key` is; `$3` the limit.
     pub(super) const LIST_SESSIONS: &str = "\
@@ -136,7 +171,7 @@ fn limit(limit: usize) -> Result<i64> {
     Ok(i64::try_from(limit).unwrap_or(i64::MAX))
 }
 
-/// A turn row (columns of `sql::select_turns!`) of `session`.
+/// A turn row (columns of `sql::select_turns!`, in order from the first) of `session`.
 fn record_from(session: &str, row: &Row, op: &'static str) -> Result<TurnRecord> {
     let map = |err| error::from_pg(op, err);
     let metadata = match row.try_get::<_, Value>(3).map_err(map)? {
@@ -342,5 +377,82 @@ impl EpisodicStore for PostgresEpisodicStore {
                 })
             })
             .collect()
+    }
+}
+
+/// The portable record of a turn is its [`TurnRecord`], in (session id, `seq`) order; the
+/// cursor is the last (session id, `seq`). An import raises each session's counter to the
+/// largest `seq` imported for it (never lowers it), in the same transaction as the turns.
+#[async_trait]
+impl PortableStore for PostgresEpisodicStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        const OP: &str = "episodic_export";
+        let fetch = export_fetch(limit)?;
+        let (session, seq): (String, u64) =
+            after.map(decode_cursor).transpose()?.unwrap_or_default();
+        let seq = bigint(seq);
+        let tenant = self.tenant();
+        let rows = query(
+            &self.backend,
+            sql::EXPORT,
+            &[&tenant, &session, &seq, &fetch],
+            OP,
+        )
+        .await?;
+        let turns = rows
+            .iter()
+            .map(|row| {
+                let session: String = row.try_get(6).map_err(|e| error::from_pg(OP, e))?;
+                record_from(&session, row, OP)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        page_of(
+            turns,
+            limit,
+            |turn| encode_portable(turn, &[]),
+            |last| encode_cursor(&(&last.session_id, last.seq)),
+        )
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut turns = BTreeMap::new();
+        for record in records {
+            let (turn, _): (TurnRecord, _) = decode_portable(record)?;
+            check_turn(&turn)?;
+            turns.insert((turn.session_id.clone(), turn.seq), turn);
+        }
+        if turns.is_empty() {
+            return Ok(());
+        }
+        let n = turns.len();
+        let (mut sessions, mut seqs, mut roles) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut contents, mut metadata) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut ats, mut nss) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for turn in turns.into_values() {
+            let (at, ns) = split(turn.at);
+            ats.push(at);
+            nss.push(ns);
+            seqs.push(bigint(turn.seq));
+            roles.push(turn.role.as_str());
+            contents.push(turn.content);
+            metadata.push(Json(turn.metadata));
+            sessions.push(turn.session_id);
+        }
+        let tenant = self.tenant();
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &tenant, &sessions, &seqs, &roles, &contents, &metadata, &ats, &nss,
+        ];
+        execute_two(
+            &self.backend,
+            (sql::IMPORT_HEADS, &params[..3]),
+            (sql::IMPORT_TURNS, &params),
+            "episodic_import",
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -1,14 +1,19 @@
 //! [`PostgresEventLogStore`]: [`EventLogStore`] on the monthly-partitioned `events` table.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use cairn_core::{Result, StorageBackend, check_batch_len, check_scan_limit};
+use cairn_core::{Bytes, Result, StorageBackend, check_batch_len, check_scan_limit};
 use cairn_stores::codec::check_id;
 use cairn_stores::event_log::{
-    Event, EventLogStore, EventQuery, EventRecord, TypePattern, check_event_type,
+    Event, EventCursor, EventLogStore, EventQuery, EventRecord, TypePattern, check_event,
+    check_event_type,
+};
+use cairn_stores::portable::{
+    ExportPage, PortableStore, check_export_limit, decode_cursor, decode_portable, encode_cursor,
+    encode_portable, page_of,
 };
 use serde_json::Value;
 use time::{Month, OffsetDateTime, UtcOffset};
@@ -95,11 +100,27 @@ mod sql {
 
     /// `$2` times (rounded down to the microsecond), `$3` their nanoseconds, `$4` ids, `$5`
     /// types, `$6` correlation ids (nullable), `$7` payloads, all in the same order.
-    pub(super) const APPEND: &str = "\
+    macro_rules! insert_events {
+        () => {
+            "\
 INSERT INTO events (tenant_id, at, at_ns, id, event_type, correlation_id, payload)
 SELECT $1, e.at, e.at_ns, e.id, e.event_type, e.correlation_id, e.payload
 FROM unnest($2::timestamptz[], $3::int2[], $4::uuid[], $5::text[], $6::text[], $7::jsonb[])
-    AS e(at, at_ns, id, event_type, correlation_id, payload)";
+    AS e(at, at_ns, id, event_type, correlation_id, payload)"
+        };
+    }
+
+    /// Inserts new events (parameters of `insert_events!`).
+    pub(super) const APPEND: &str = insert_events!();
+
+    /// Writes whole events (parameters of `insert_events!`, each time and id once),
+    /// replacing those of the same time and id.
+    pub(super) const IMPORT: &str = concat!(
+        insert_events!(),
+        "
+ON CONFLICT (tenant_id, at, at_ns, id) DO UPDATE SET event_type = EXCLUDED.event_type,
+    correlation_id = EXCLUDED.correlation_id, payload = EXCLUDED.payload"
+    );
 
     /// `$2` the bound rounded down to the microsecond, `$3` its nanoseconds.
     pub(super) const DROP_BEFORE: &str = "\
@@ -235,8 +256,14 @@ impl PostgresEventLogStore {
         Ok(())
     }
 
-    async fn insert(&self, records: &[EventRecord]) -> Result<()> {
-        const OP: &str = "event_append";
+    /// Writes `records` with `statement` (`sql::APPEND` or `sql::IMPORT`) as operation `op`,
+    /// after making sure the current months have their partitions.
+    async fn insert(
+        &self,
+        records: &[EventRecord],
+        statement: &str,
+        op: &'static str,
+    ) -> Result<()> {
         check_batch_len(records.len())?;
         if records.is_empty() {
             return Ok(());
@@ -256,14 +283,14 @@ impl PostgresEventLogStore {
             .map(|r| r.correlation_id.as_deref())
             .collect();
         let payloads: Vec<&Value> = records.iter().map(|r| &r.payload).collect();
-        let conn = self.backend.conn(OP).await?;
-        let stmt = conn.statement(sql::APPEND, OP).await?;
+        let conn = self.backend.conn(op).await?;
+        let stmt = conn.statement(statement, op).await?;
         let tenant = self.tenant();
         let params: [&(dyn ToSql + Sync); 7] =
             [&tenant, &ats, &nss, &ids, &types, &correlations, &payloads];
         conn.run(
             self.backend.tenant_id(),
-            OP,
+            op,
             conn.client().execute(&stmt, &params),
         )
         .await?;
@@ -288,9 +315,13 @@ impl PostgresEventLogStore {
 
     /// The rows of `query`, or of its `EXPLAIN` when `explain` is set.
     async fn run_query(&self, query: &EventQuery, explain: bool) -> Result<Vec<Row>> {
-        const OP: &str = "event_query";
         check_query(query)?;
-        let sql = query_sql(self.tenant(), query);
+        self.run(&query_sql(self.tenant(), query), explain).await
+    }
+
+    /// The rows of an assembled query, or of its `EXPLAIN` when `explain` is set.
+    async fn run(&self, sql: &QuerySql, explain: bool) -> Result<Vec<Row>> {
+        const OP: &str = "event_query";
         let text = if explain {
             format!("EXPLAIN {}", sql.text)
         } else {
@@ -312,7 +343,8 @@ impl PostgresEventLogStore {
 impl EventLogStore for PostgresEventLogStore {
     async fn append(&self, event: Event) -> Result<EventRecord> {
         let record = prepare(event)?;
-        self.insert(std::slice::from_ref(&record)).await?;
+        self.insert(std::slice::from_ref(&record), sql::APPEND, "event_append")
+            .await?;
         Ok(record)
     }
 
@@ -321,7 +353,7 @@ impl EventLogStore for PostgresEventLogStore {
             .into_iter()
             .map(prepare)
             .collect::<Result<Vec<_>>>()?;
-        self.insert(&records).await?;
+        self.insert(&records, sql::APPEND, "event_append").await?;
         Ok(records)
     }
 
@@ -358,6 +390,43 @@ impl EventLogStore for PostgresEventLogStore {
         )
         .await?;
         Ok(deleted)
+    }
+}
+
+/// The portable record of an event is its [`EventRecord`], id included, in (time, id) order;
+/// the cursor is the last event's [`EventCursor`]. An import writes through `events`, so each
+/// event lands in its month's partition, or the DEFAULT one when that month has none (as an
+/// append of a back-dated event does), and replaces an event of the same time and id.
+#[async_trait]
+impl PortableStore for PostgresEventLogStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        check_export_limit(limit)?;
+        let after: Option<EventCursor> = after.map(decode_cursor).transpose()?;
+        // One more than asked tells whether another page follows.
+        let query = EventQuery {
+            limit: limit + 1,
+            after,
+            ..EventQuery::default()
+        };
+        let rows = self.run(&query_sql(self.tenant(), &query), false).await?;
+        let records = rows.iter().map(record_from).collect::<Result<Vec<_>>>()?;
+        page_of(
+            records,
+            limit,
+            |record| encode_portable(record, &[]),
+            |last| encode_cursor(&EventCursor::from(last)),
+        )
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut events = BTreeMap::new();
+        for record in records {
+            let (event, _): (EventRecord, _) = decode_portable(record)?;
+            check_event(&event)?;
+            events.insert((event.at, event.id), event);
+        }
+        let events = events.into_values().collect::<Vec<_>>();
+        self.insert(&events, sql::IMPORT, "event_import").await
     }
 }
 

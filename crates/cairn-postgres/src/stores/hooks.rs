@@ -1,12 +1,20 @@
 //! [`PostgresHookHistoryStore`]: [`HookHistoryStore`] on the `hook_executions` table.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cairn_core::{Error, Result, StorageBackend, check_scan_limit};
+use cairn_core::{Bytes, Error, Result, StorageBackend, check_scan_limit};
 use cairn_stores::codec::check_id;
-use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord, HookStats};
+use cairn_stores::hooks::{
+    HookCursor, HookExecution, HookHistoryStore, HookQuery, HookRecord, HookStats,
+    check_hook_record,
+};
+use cairn_stores::portable::{
+    ExportPage, PortableStore, check_export_limit, decode_cursor, decode_portable, encode_cursor,
+    encode_portable, page_of,
+};
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
@@ -54,6 +62,19 @@ mod sql {
     pub(super) const RECORD: &str = "\
 INSERT INTO hook_executions (tenant_id, at, at_ns, id, hook_name, input, output, error, duration_ns)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::numeric)";
+
+    /// Writes whole executions, replacing those of the same time and id: `$2` times, `$3`
+    /// nanoseconds, `$4` ids, `$5` hooks, `$6` inputs, `$7` outputs (nullable), `$8` errors
+    /// (nullable), `$9` durations in nanoseconds (decimal text), all in the same order, each
+    /// time and id once.
+    pub(super) const IMPORT: &str = "\
+INSERT INTO hook_executions (tenant_id, at, at_ns, id, hook_name, input, output, error, duration_ns)
+SELECT $1, h.at, h.at_ns, h.id, h.hook_name, h.input, h.output, h.error, h.duration::numeric
+FROM unnest($2::timestamptz[], $3::int2[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[],
+    $8::text[], $9::text[]) AS h(at, at_ns, id, hook_name, input, output, error, duration)
+ON CONFLICT (tenant_id, at, at_ns, id) DO UPDATE SET hook_name = EXCLUDED.hook_name,
+    input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
+    duration_ns = EXCLUDED.duration_ns";
 
     /// The start of every query.
     pub(super) const SELECT: &str = "\
@@ -232,5 +253,77 @@ impl HookHistoryStore for PostgresHookHistoryStore {
             conn.client().execute(&stmt, &[&tenant, &at, &ns]),
         )
         .await
+    }
+}
+
+/// The portable record of an execution is its [`HookRecord`], id included, in (time, id)
+/// order; the cursor is the last record's [`HookCursor`]. An import replaces an execution of
+/// the same time and id; an output of JSON `null` is stored as no output, as the generic
+/// store reads it.
+#[async_trait]
+impl PortableStore for PostgresHookHistoryStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        check_export_limit(limit)?;
+        let after: Option<HookCursor> = after.map(decode_cursor).transpose()?;
+        let mut sql = QuerySql::new(sql::SELECT, self.tenant());
+        // One more than asked tells whether another page follows.
+        sql.push_time_range(None, None, after, limit + 1);
+        let rows = self.run_query("hook_export", &sql).await?;
+        let records = rows.iter().map(record_from).collect::<Result<Vec<_>>>()?;
+        page_of(
+            records,
+            limit,
+            |record| encode_portable(record, &[]),
+            |last| encode_cursor(&HookCursor::from(last)),
+        )
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        const OP: &str = "hook_import";
+        let mut executions = BTreeMap::new();
+        for record in records {
+            let (execution, _): (HookRecord, _) = decode_portable(record)?;
+            check_hook_record(&execution)?;
+            executions.insert((execution.at, execution.id), execution);
+        }
+        if executions.is_empty() {
+            return Ok(());
+        }
+        let n = executions.len();
+        let (mut ats, mut nss, mut ids) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut hooks, mut inputs, mut outputs) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut errors, mut durations) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for execution in executions.into_values() {
+            let (at, ns) = split(execution.at);
+            ats.push(at);
+            nss.push(ns);
+            ids.push(execution.id);
+            hooks.push(execution.hook_name);
+            inputs.push(execution.input);
+            outputs.push(execution.output.filter(|output| !output.is_null()));
+            errors.push(execution.error);
+            durations.push(execution.duration.as_nanos().to_string());
+        }
+        let tenant = self.tenant();
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &tenant, &ats, &nss, &ids, &hooks, &inputs, &outputs, &errors, &durations,
+        ];
+        let conn = self.backend.conn(OP).await?;
+        let stmt = conn.statement(sql::IMPORT, OP).await?;
+        conn.run(
+            self.backend.tenant_id(),
+            OP,
+            conn.client().execute(&stmt, &params),
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -24,6 +24,7 @@ mod vectors;
 mod workflow;
 
 use cairn_core::{Error, Result, StorageBackend};
+use cairn_stores::portable::check_export_limit;
 use cairn_stores::stream::StreamCursor;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -160,21 +161,42 @@ pub(crate) async fn execute_pair(
     params: &[&(dyn ToSql + Sync)],
     op: &'static str,
 ) -> Result<u64> {
-    let conn = backend.conn(op).await?;
-    let first = conn.statement(first, op).await?;
-    let second = conn.statement(second, op).await?;
-    let client = conn.client();
-    let (_, affected) = conn
-        .run(
-            backend.tenant_id(),
-            op,
-            futures::future::try_join(
-                client.execute(&first, params),
-                client.execute(&second, params),
-            ),
-        )
-        .await?;
+    let (_, affected) = execute_two(backend, (first, params), (second, params), op).await?;
     Ok(affected)
+}
+
+/// Runs two statements, each with its parameters, in order in one transaction scoped to
+/// `backend`'s tenant (pipelined: one round trip) and returns how many rows each affected.
+pub(crate) async fn execute_two(
+    backend: &PostgresBackend,
+    first: (&str, &[&(dyn ToSql + Sync)]),
+    second: (&str, &[&(dyn ToSql + Sync)]),
+    op: &'static str,
+) -> Result<(u64, u64)> {
+    let conn = backend.conn(op).await?;
+    let first_stmt = conn.statement(first.0, op).await?;
+    let second_stmt = conn.statement(second.0, op).await?;
+    let client = conn.client();
+    conn.run(
+        backend.tenant_id(),
+        op,
+        futures::future::try_join(
+            client.execute(&first_stmt, first.1),
+            client.execute(&second_stmt, second.1),
+        ),
+    )
+    .await
+}
+
+/// The rows an export page of `limit` records fetches: one more, which tells whether another
+/// page follows (see [`cairn_stores::portable::page_of`]).
+///
+/// # Errors
+/// `InvalidInput` for a `limit` outside 1 to
+/// [`MAX_EXPORT_PAGE`](cairn_stores::portable::MAX_EXPORT_PAGE).
+pub(crate) fn export_fetch(limit: usize) -> Result<i64> {
+    check_export_limit(limit)?;
+    Ok(bigint(limit as u64 + 1))
 }
 
 /// A stored counter, sequence number or size (never negative) as a `u64`.

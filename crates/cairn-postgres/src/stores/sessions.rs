@@ -8,7 +8,7 @@ use cairn_stores::artifacts::check_hash;
 use cairn_stores::codec::check_id;
 use cairn_stores::paging::Page;
 use cairn_stores::portable::{
-    ExportPage, PortableStore, check_export_limit, decode_portable, encode_portable,
+    ExportPage, PortableStore, decode_portable, encode_portable, page_of,
 };
 use cairn_stores::sessions::{Session, SessionStore, check_session, check_ttl, expiry};
 use serde_json::Value;
@@ -17,6 +17,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::export_fetch;
 use super::timestamps::{join, split};
 use crate::backend::PostgresBackend;
 use crate::error;
@@ -416,7 +417,7 @@ impl SessionStore for PostgresSessionStore {
 #[async_trait]
 impl PortableStore for PostgresSessionStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
-        check_export_limit(limit)?;
+        let fetch = export_fetch(limit)?;
         let after = after
             .map(|cursor| {
                 std::str::from_utf8(cursor).map_err(|_| {
@@ -425,24 +426,16 @@ impl PortableStore for PostgresSessionStore {
             })
             .transpose()?;
         let tenant = self.tenant();
-        let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
         let rows = self
             .query("session_export", sql::EXPORT, &[&tenant, &after, &fetch])
             .await?;
-        let more = rows.len() > limit;
-        let sessions = rows
-            .iter()
-            .take(limit)
-            .map(session_from)
-            .collect::<Result<Vec<_>>>()?;
-        let next = more
-            .then(|| sessions.last().map(|s| s.id.as_bytes().to_vec()))
-            .flatten();
-        let records = sessions
-            .iter()
-            .map(|session| encode_portable(session, &[]))
-            .collect::<Result<_>>()?;
-        Ok(ExportPage { records, next })
+        let sessions = rows.iter().map(session_from).collect::<Result<Vec<_>>>()?;
+        page_of(
+            sessions,
+            limit,
+            |session| encode_portable(session, &[]),
+            |last| Ok(last.id.as_bytes().to_vec()),
+        )
     }
 
     async fn import(&self, records: &[Bytes]) -> Result<()> {

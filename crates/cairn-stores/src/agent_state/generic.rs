@@ -1,5 +1,6 @@
 //! [`AgentStateStore`] over any [`StorageBackend`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,11 +10,12 @@ use serde_json::Value;
 
 use super::keys::AgentStateKey;
 use super::{
-    AgentSnapshot, AgentStateStore, SnapshotInfo, check_keep_last, encode_state, sha256_hex,
-    verify_snapshot,
+    AgentSnapshot, AgentStateStore, SnapshotInfo, check_keep_last, check_snapshot, encode_state,
+    saved_now, sha256_hex, verify_snapshot,
 };
 use crate::codec::{decode_record, encode_record};
-use crate::kvops::{Guard, RangeScan, SCAN_PAGE, check_id, commit, delete_guarded, now, retry};
+use crate::kvops::{Guard, RangeScan, SCAN_PAGE, check_id, commit, delete_guarded, retry};
+use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
 
 /// The per-agent pointer to the latest version; saves compare-and-swap on it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,7 +68,7 @@ impl GenericAgentStateStore {
             version,
             checksum: sha256_hex(payload),
             size: payload.len() as u64,
-            saved_at: now(),
+            saved_at: saved_now(),
         };
         let head = AgentHead {
             agent_id: agent.to_owned(),
@@ -212,5 +214,101 @@ impl AgentStateStore for GenericAgentStateStore {
         check_id("agent id", agent_id)?;
         check_keep_last(keep_last)?;
         retry("agent state prune", || self.try_prune(agent_id, keep_last)).await
+    }
+}
+
+/// The portable record of a snapshot is its [`SnapshotInfo`] with the payload bytes as the
+/// blob, in record-key order (agent, then version). An import raises each agent's latest
+/// pointer to the largest version imported for it, so later saves continue the numbering and
+/// a repeated import leaves it as it is.
+#[async_trait]
+impl PortableStore for GenericAgentStateStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let (entries, next) = scan_export(
+            &*self.backend,
+            &AgentStateKey::all_infos_prefix(),
+            after,
+            limit,
+        )
+        .await?;
+        let infos = entries
+            .iter()
+            .map(|(key, bytes)| {
+                decode_record::<SnapshotInfo>(bytes).map_err(|e| e.with_context("key", key))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let data_keys = infos
+            .iter()
+            .map(|info| {
+                AgentStateKey::Data {
+                    agent: &info.agent_id,
+                    version: info.version,
+                }
+                .key()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let payloads = self.backend.get_batch(&data_keys).await?;
+        let records = infos
+            .iter()
+            .zip(payloads)
+            .map(|(info, payload)| {
+                let payload = payload.ok_or_else(|| {
+                    Error::corruption("snapshot payload is missing")
+                        .with_context("agent", &info.agent_id)
+                        .with_context("version", info.version)
+                })?;
+                encode_portable(info, &payload)
+            })
+            .collect::<Result<_>>()?;
+        Ok(ExportPage { records, next })
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut snapshots = BTreeMap::new();
+        let mut latest = BTreeMap::<String, u64>::new();
+        for record in records {
+            let (info, payload): (SnapshotInfo, _) = decode_portable(record)?;
+            check_snapshot(&info, payload)?;
+            let newest = latest.entry(info.agent_id.clone()).or_default();
+            *newest = (*newest).max(info.version);
+            let payload = record.slice_ref(payload);
+            snapshots.insert((info.agent_id.clone(), info.version), (info, payload));
+        }
+        let head_keys = latest
+            .keys()
+            .map(|agent| AgentStateKey::Head { agent }.key())
+            .collect::<Result<Vec<_>>>()?;
+        let heads = self.backend.get_batch(&head_keys).await?;
+        let mut batch = WriteBatch::new();
+        for (info, payload) in snapshots.into_values() {
+            let (agent, version) = (info.agent_id.as_str(), info.version);
+            batch = batch
+                .put(AgentStateKey::Data { agent, version }.key()?, payload)
+                .put(
+                    AgentStateKey::Info { agent, version }.key()?,
+                    encode_record(&info)?,
+                );
+        }
+        for ((key, (agent_id, newest)), head) in head_keys.into_iter().zip(latest).zip(heads) {
+            let current = match head {
+                Some(bytes) => {
+                    decode_record::<AgentHead>(&bytes)
+                        .map_err(|e| e.with_context("key", &key))?
+                        .latest
+                }
+                None => 0,
+            };
+            if newest > current {
+                let head = AgentHead {
+                    agent_id,
+                    latest: newest,
+                };
+                batch = batch.put(key, encode_record(&head)?);
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.backend.write_batch(batch).await
     }
 }

@@ -50,6 +50,11 @@ impl AgentStateKey<'_> {
         .key()
     }
 
+    /// Prefix of every agent's snapshot metadata.
+    pub fn all_infos_prefix() -> String {
+        KeyPath::new(SCOPE).name("info").prefix()
+    }
+
     /// Prefix of an agent's snapshot metadata.
     pub fn infos_prefix(agent: &str) -> String {
         infos(agent).prefix()

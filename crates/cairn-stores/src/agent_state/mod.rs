@@ -21,7 +21,8 @@ use time::OffsetDateTime;
 
 pub use generic::GenericAgentStateStore;
 
-/// What was stored by one save.
+/// What was stored by one save. With the payload as its blob, it is also the portable record
+/// of agent state ([`crate::portable`]), one per version; see [`check_snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     /// The agent the snapshot belongs to.
@@ -32,7 +33,8 @@ pub struct SnapshotInfo {
     pub checksum: String,
     /// Size of the stored payload in bytes.
     pub size: u64,
-    /// When the snapshot was saved, in UTC.
+    /// When the snapshot was saved, in UTC, to the microsecond (the precision every backend
+    /// keeps, see [`saved_now`]).
     #[serde(with = "time::serde::rfc3339")]
     pub saved_at: OffsetDateTime,
 }
@@ -141,6 +143,46 @@ pub fn verify_snapshot(info: SnapshotInfo, payload: Option<&[u8]>) -> Result<Age
     let state = serde_json::from_slice(data)
         .map_err(|e| corrupt("snapshot payload is not JSON").with_source(e))?;
     Ok(AgentSnapshot { info, state })
+}
+
+/// The save time of a snapshot taken now: the current time in UTC rounded down to the
+/// microsecond, the resolution of PostgreSQL's `timestamptz`, so a snapshot's metadata is the
+/// same on every backend it is copied to.
+pub fn saved_now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now - time::Duration::nanoseconds(i64::from(now.nanosecond() % 1_000))
+}
+
+/// Checks a snapshot read from a portable record, with its payload, before it is imported:
+/// the agent id, the version (1 to `i64::MAX`), the save time (UTC, years 0 to 9999, whole
+/// microseconds), then the payload against the size and checksum (and that it is JSON),
+/// exactly as a load would.
+///
+/// An agent's latest pointer is not a record of its own: an import raises it to the largest
+/// version imported for the agent (a save always creates the largest version and prune keeps
+/// it, so the two agree).
+///
+/// # Errors
+/// `InvalidInput` naming the first bad field; `Corruption` when the payload fails
+/// [`verify_snapshot`].
+pub fn check_snapshot(info: &SnapshotInfo, payload: &[u8]) -> Result<()> {
+    crate::codec::check_id("agent id", &info.agent_id)?;
+    if info.version == 0 || i64::try_from(info.version).is_err() {
+        return Err(
+            Error::invalid_input("a snapshot's version must be 1 to 2^63 - 1")
+                .with_context("agent", &info.agent_id)
+                .with_context("version", info.version),
+        );
+    }
+    crate::portable::check_portable_time("snapshot", info.saved_at)?;
+    if info.saved_at.nanosecond() % 1_000 != 0 {
+        return Err(
+            Error::invalid_input("a snapshot's save time is kept to the microsecond")
+                .with_context("agent", &info.agent_id)
+                .with_context("version", info.version),
+        );
+    }
+    verify_snapshot(info.clone(), Some(payload)).map(drop)
 }
 
 /// Checks the `keep_last` argument of [`AgentStateStore::prune`].

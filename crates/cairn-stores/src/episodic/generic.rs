@@ -1,5 +1,6 @@
 //! [`EpisodicStore`] over any [`StorageBackend`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -8,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::keys::EpisodicKey;
-use super::{EpisodicSession, EpisodicStore, Role, Turn, TurnPage, TurnRecord};
+use super::{EpisodicSession, EpisodicStore, Role, Turn, TurnPage, TurnRecord, check_turn};
 use crate::codec::{decode_record, encode_record, last_u64};
 use crate::kvops::{
     Guard, RangeScan, check_id, check_range, commit, delete_guarded, retry, utc_or_now,
 };
+use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
 
 /// The per-session counter appends compare-and-swap on.
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,22 +66,10 @@ impl GenericEpisodicStore {
             session_id: session.to_owned(),
             last_seq: seq,
         };
-        let role = turn.role;
         let batch = WriteBatch::new()
             .check(head_key.clone(), current)
-            .put(head_key, encode_record(&head)?)
-            .put(
-                EpisodicKey::Turn { session, seq }.key()?,
-                encode_record(&record)?,
-            )
-            .put(
-                EpisodicKey::ByTime { session, at, seq }.key()?,
-                Bytes::new(),
-            )
-            .put(
-                EpisodicKey::ByRole { session, role, seq }.key()?,
-                Bytes::new(),
-            );
+            .put(head_key, encode_record(&head)?);
+        let batch = put_turn(batch, &record)?;
         Ok(commit(&*self.backend, batch).await?.then_some(record))
     }
 
@@ -125,6 +115,56 @@ impl GenericEpisodicStore {
         let deleted = delete_guarded(backend, (head_key, current), keys, Guard::Delete).await?;
         Ok(deleted.then_some(count))
     }
+}
+
+/// Adds the puts of a turn and its index entries.
+fn put_turn(batch: WriteBatch, turn: &TurnRecord) -> Result<WriteBatch> {
+    let (session, seq) = (turn.session_id.as_str(), turn.seq);
+    Ok(batch
+        .put(
+            EpisodicKey::Turn { session, seq }.key()?,
+            encode_record(turn)?,
+        )
+        .put(
+            EpisodicKey::ByTime {
+                session,
+                at: turn.at,
+                seq,
+            }
+            .key()?,
+            Bytes::new(),
+        )
+        .put(
+            EpisodicKey::ByRole {
+                session,
+                role: turn.role,
+                seq,
+            }
+            .key()?,
+            Bytes::new(),
+        ))
+}
+
+/// Adds the deletes of a turn's index entries (the record itself is overwritten).
+fn delete_turn_index(batch: WriteBatch, turn: &TurnRecord) -> Result<WriteBatch> {
+    let (session, seq) = (turn.session_id.as_str(), turn.seq);
+    Ok(batch
+        .delete(
+            EpisodicKey::ByTime {
+                session,
+                at: turn.at,
+                seq,
+            }
+            .key()?,
+        )
+        .delete(
+            EpisodicKey::ByRole {
+                session,
+                role: turn.role,
+                seq,
+            }
+            .key()?,
+        ))
 }
 
 fn decode_all<'a>(values: impl Iterator<Item = &'a Bytes>) -> Result<Vec<TurnRecord>> {
@@ -241,5 +281,88 @@ impl EpisodicStore for GenericEpisodicStore {
                 })
             })
             .collect()
+    }
+}
+
+/// The portable record of a turn is its [`TurnRecord`], in record-key order (session, then
+/// `seq`). An import raises each session's counter to the largest `seq` imported for it, so
+/// later appends continue the numbering and a repeated import leaves it as it is.
+#[async_trait]
+impl PortableStore for GenericEpisodicStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let (entries, next) = scan_export(
+            &*self.backend,
+            &EpisodicKey::all_turns_prefix(),
+            after,
+            limit,
+        )
+        .await?;
+        let records = entries
+            .iter()
+            .map(|(key, bytes)| {
+                let turn: TurnRecord =
+                    decode_record(bytes).map_err(|e| e.with_context("key", key))?;
+                encode_portable(&turn, &[])
+            })
+            .collect::<Result<_>>()?;
+        Ok(ExportPage { records, next })
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut turns = BTreeMap::new();
+        let mut last_seqs = BTreeMap::<String, u64>::new();
+        for record in records {
+            let (turn, _): (TurnRecord, _) = decode_portable(record)?;
+            check_turn(&turn)?;
+            let last = last_seqs.entry(turn.session_id.clone()).or_default();
+            *last = (*last).max(turn.seq);
+            turns.insert((turn.session_id.clone(), turn.seq), turn);
+        }
+        let turn_keys = turns
+            .values()
+            .map(|t| {
+                EpisodicKey::Turn {
+                    session: &t.session_id,
+                    seq: t.seq,
+                }
+                .key()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head_keys = last_seqs
+            .keys()
+            .map(|session| EpisodicKey::Head { session }.key())
+            .collect::<Result<Vec<_>>>()?;
+        let existing = self.backend.get_batch(&turn_keys).await?;
+        let heads = self.backend.get_batch(&head_keys).await?;
+        let mut batch = WriteBatch::new();
+        for ((key, turn), old) in turn_keys.iter().zip(turns.values()).zip(existing) {
+            if let Some(old) = old {
+                let old: TurnRecord =
+                    decode_record(&old).map_err(|e| e.with_context("key", key))?;
+                batch = delete_turn_index(batch, &old)?;
+            }
+            batch = put_turn(batch, turn)?;
+        }
+        for ((key, (session, last)), head) in head_keys.into_iter().zip(last_seqs).zip(heads) {
+            let current = match head {
+                Some(bytes) => {
+                    decode_record::<SessionHead>(&bytes)
+                        .map_err(|e| e.with_context("key", &key))?
+                        .last_seq
+                }
+                None => 0,
+            };
+            if last > current {
+                let head = SessionHead {
+                    session_id: session,
+                    last_seq: last,
+                };
+                batch = batch.put(key, encode_record(&head)?);
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.backend.write_batch(batch).await
     }
 }

@@ -73,6 +73,11 @@ impl EpisodicKey<'_> {
         KeyPath::new(SCOPE).name("head").prefix()
     }
 
+    /// Prefix of every turn of every session.
+    pub fn all_turns_prefix() -> String {
+        KeyPath::new(SCOPE).name("turn").prefix()
+    }
+
     /// Prefix of a session's turns.
     pub fn turns_prefix(session: &str) -> String {
         turns(session).prefix()

@@ -11,7 +11,7 @@ pub mod keys;
 mod generic;
 
 use async_trait::async_trait;
-use cairn_core::Result;
+use cairn_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -86,7 +86,8 @@ impl Turn {
     }
 }
 
-/// A stored turn.
+/// A stored turn. It is also the portable record of episodic memory
+/// ([`crate::portable`]), one per turn; see [`check_turn`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TurnRecord {
     /// The session the turn belongs to.
@@ -102,6 +103,26 @@ pub struct TurnRecord {
     /// When the turn happened, in UTC.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// Checks a turn read from a portable record before it is imported: its session id, its
+/// `seq` (1 to `i64::MAX`, what every backend stores) and its time (UTC, years 0 to 9999).
+///
+/// The portable record of episodic memory is the [`TurnRecord`] itself, one per turn; a
+/// session's counter is not a record of its own: an import raises it to the largest `seq`
+/// imported for the session (a session's last `seq` always equals its turn count, as
+/// appends are gap-free and only whole sessions are deleted).
+///
+/// # Errors
+/// `InvalidInput` naming the first bad field.
+pub fn check_turn(turn: &TurnRecord) -> Result<()> {
+    crate::codec::check_id("session id", &turn.session_id)?;
+    if turn.seq == 0 || i64::try_from(turn.seq).is_err() {
+        return Err(Error::invalid_input("a turn's seq must be 1 to 2^63 - 1")
+            .with_context("session", &turn.session_id)
+            .with_context("seq", turn.seq));
+    }
+    crate::portable::check_portable_time("turn", turn.at)
 }
 
 /// A page request over a session's turns in `seq` order.

@@ -1,5 +1,6 @@
 //! [`EventLogStore`] over any [`StorageBackend`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -8,11 +9,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::keys::EventStream;
-use super::{Event, EventLogStore, EventQuery, EventRecord, TypePattern, check_event_type};
+use super::{
+    Event, EventLogStore, EventQuery, EventRecord, TypePattern, check_event, check_event_type,
+};
 use crate::codec::{decode_record, encode_record};
 use crate::kvops::{
     RangeScan, SCAN_PAGE, check_backlink, check_id, check_range, follow, utc_or_now,
 };
+use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
 use crate::stream::{TimeStream, stream_range};
 
 /// The event log implemented once over the key-value contract (layout in
@@ -202,5 +206,49 @@ impl EventLogStore for GenericEventLogStore {
             backend.write_batch(batch).await?;
             dropped += records.len() as u64;
         }
+    }
+}
+
+/// The portable record of an event is its [`EventRecord`], id included, in record-key order
+/// (time, then id). An import replaces an event of the same time and id, moving its index
+/// entries when its type or correlation id changed.
+#[async_trait]
+impl PortableStore for GenericEventLogStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let (entries, next) =
+            scan_export(&*self.backend, &EventStream::All.prefix(), after, limit).await?;
+        let records = entries
+            .iter()
+            .map(|(key, bytes)| {
+                let record: EventRecord =
+                    decode_record(bytes).map_err(|e| e.with_context("key", key))?;
+                encode_portable(&record, &[])
+            })
+            .collect::<Result<_>>()?;
+        Ok(ExportPage { records, next })
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut events = BTreeMap::new();
+        for record in records {
+            let (event, _): (EventRecord, _) = decode_portable(record)?;
+            check_event(&event)?;
+            events.insert(EventStream::All.entry(event.at, event.id)?, event);
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let keys = events.keys().cloned().collect::<Vec<_>>();
+        let existing = self.backend.get_batch(&keys).await?;
+        let mut batch = WriteBatch::new();
+        for ((key, event), old) in events.iter().zip(existing) {
+            if let Some(old) = old {
+                let old: EventRecord =
+                    decode_record(&old).map_err(|e| e.with_context("key", key))?;
+                batch = delete_record(batch, &old)?;
+            }
+            batch = put_record(batch, event)?;
+        }
+        self.backend.write_batch(batch).await
     }
 }

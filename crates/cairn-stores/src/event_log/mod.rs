@@ -67,7 +67,8 @@ impl Event {
     }
 }
 
-/// A stored event.
+/// A stored event. It is also the portable record of the event log ([`crate::portable`]),
+/// one per event; see [`check_event`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     /// UUID v7 assigned by the store; breaks ties between events of the same time in
@@ -169,6 +170,20 @@ pub fn check_event_type(event_type: &str) -> Result<()> {
         .with_context("event_type", event_type));
     }
     Ok(())
+}
+
+/// Checks an event read from a portable record before it is imported: its type, its
+/// correlation id and its time (UTC, years 0 to 9999). Its id is kept: an event's identity
+/// is its time and id, as in every store's order.
+///
+/// # Errors
+/// `InvalidInput` naming the first bad field.
+pub fn check_event(record: &EventRecord) -> Result<()> {
+    check_event_type(&record.event_type)?;
+    if let Some(correlation) = &record.correlation_id {
+        crate::codec::check_id("correlation id", correlation)?;
+    }
+    crate::portable::check_portable_time("event", record.at)
 }
 
 /// Where a previous page ended: the time and id of its last event.

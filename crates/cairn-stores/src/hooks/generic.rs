@@ -1,5 +1,6 @@
 //! [`HookHistoryStore`] over any [`StorageBackend`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,11 +11,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::keys::HookStream;
-use super::{HookExecution, HookHistoryStore, HookQuery, HookRecord, HookStats};
+use super::{HookExecution, HookHistoryStore, HookQuery, HookRecord, HookStats, check_hook_record};
 use crate::codec::{decode_record, encode_record};
 use crate::kvops::{
     RangeScan, SCAN_PAGE, check_backlink, check_id, check_range, follow, utc_or_now,
 };
+use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
 use crate::stream::{TimeStream, stream_range};
 
 /// A per-hook index entry: the record's time and id (its place in [`HookStream::All`]) plus
@@ -74,6 +76,23 @@ impl GenericHookHistoryStore {
     }
 }
 
+/// Adds the puts of `record` and its per-hook index entry.
+fn put_record(batch: WriteBatch, record: &HookRecord) -> Result<WriteBatch> {
+    let (at, id) = (record.at, record.id);
+    let entry = HookIndexEntry {
+        at,
+        id,
+        duration: record.duration,
+        failed: record.error.is_some(),
+    };
+    Ok(batch
+        .put(HookStream::All.entry(at, id)?, encode_record(record)?)
+        .put(
+            HookStream::Hook(&record.hook_name).entry(at, id)?,
+            encode_record(&entry)?,
+        ))
+}
+
 /// Nearest-rank percentile `pct` (1..=100) of ascending `sorted` (non-empty), in ms.
 fn percentile_ms(sorted: &[Duration], pct: usize) -> f64 {
     let rank = (pct * sorted.len()).div_ceil(100).max(1);
@@ -111,18 +130,7 @@ impl HookHistoryStore for GenericHookHistoryStore {
             duration: execution.duration,
             at: utc_or_now(execution.at),
         };
-        let (at, id) = (record.at, record.id);
-        let primary = HookStream::All.entry(at, id)?;
-        let entry = HookIndexEntry {
-            at,
-            id,
-            duration: record.duration,
-            failed: record.error.is_some(),
-        };
-        let batch = WriteBatch::new().put(primary, encode_record(&record)?).put(
-            HookStream::Hook(&record.hook_name).entry(at, id)?,
-            encode_record(&entry)?,
-        );
+        let batch = put_record(WriteBatch::new(), &record)?;
         self.backend.write_batch(batch).await?;
         Ok(record)
     }
@@ -193,5 +201,52 @@ impl HookHistoryStore for GenericHookHistoryStore {
             }
             backend.write_batch(batch).await?;
         }
+    }
+}
+
+/// The portable record of an execution is its [`HookRecord`], id included, in record-key
+/// order (time, then id). An import replaces an execution of the same time and id, moving its
+/// per-hook index entry when its hook changed.
+#[async_trait]
+impl PortableStore for GenericHookHistoryStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let (entries, next) =
+            scan_export(&*self.backend, &HookStream::All.prefix(), after, limit).await?;
+        let records = entries
+            .iter()
+            .map(|(key, bytes)| {
+                let record: HookRecord =
+                    decode_record(bytes).map_err(|e| e.with_context("key", key))?;
+                encode_portable(&record, &[])
+            })
+            .collect::<Result<_>>()?;
+        Ok(ExportPage { records, next })
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut executions = BTreeMap::new();
+        for record in records {
+            let (execution, _): (HookRecord, _) = decode_portable(record)?;
+            check_hook_record(&execution)?;
+            executions.insert(
+                HookStream::All.entry(execution.at, execution.id)?,
+                execution,
+            );
+        }
+        if executions.is_empty() {
+            return Ok(());
+        }
+        let keys = executions.keys().cloned().collect::<Vec<_>>();
+        let existing = self.backend.get_batch(&keys).await?;
+        let mut batch = WriteBatch::new();
+        for ((key, execution), old) in executions.iter().zip(existing) {
+            if let Some(old) = old {
+                let old: HookRecord =
+                    decode_record(&old).map_err(|e| e.with_context("key", key))?;
+                batch = batch.delete(HookStream::Hook(&old.hook_name).entry(old.at, old.id)?);
+            }
+            batch = put_record(batch, execution)?;
+        }
+        self.backend.write_batch(batch).await
     }
 }

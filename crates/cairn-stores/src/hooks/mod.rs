@@ -39,7 +39,8 @@ pub struct HookExecution {
     pub at: Option<OffsetDateTime>,
 }
 
-/// A recorded execution.
+/// A recorded execution. It is also the portable record of the hook history
+/// ([`crate::portable`]), one per execution; see [`check_hook_record`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HookRecord {
     /// UUID v7 assigned by the store; breaks ties between executions of the same time.
@@ -57,6 +58,17 @@ pub struct HookRecord {
     /// When it ran, in UTC.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// Checks an execution read from a portable record before it is imported: its hook name and
+/// its time (UTC, years 0 to 9999). Its id is kept: an execution's identity is its time and
+/// id, as in every store's order.
+///
+/// # Errors
+/// `InvalidInput` naming the first bad field.
+pub fn check_hook_record(record: &HookRecord) -> Result<()> {
+    crate::codec::check_id("hook name", &record.hook_name)?;
+    crate::portable::check_portable_time("hook execution", record.at)
 }
 
 /// Where a previous page ended: the time and id of its last record.

@@ -15,9 +15,7 @@ use super::{Session, SessionStore, check_session, check_ttl, expiry};
 use crate::artifacts::check_hash;
 use crate::codec::{check_id, decode_record, encode_record, unescape_id};
 use crate::paging::Page;
-use crate::portable::{
-    ExportPage, PortableStore, check_export_limit, cursor_key, decode_portable, encode_portable,
-};
+use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
 use crate::retry::{retry, settled};
 
 /// Index entries read per page by [`SessionStore::purge_expired`].
@@ -339,14 +337,9 @@ impl SessionStore for GenericSessionStore {
 #[async_trait]
 impl PortableStore for GenericSessionStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
-        check_export_limit(limit)?;
-        let prefix = SessionKey::records_prefix();
-        let after = after
-            .map(|cursor| cursor_key(cursor, &prefix))
-            .transpose()?;
-        let page = self.backend.scan(&prefix, after.as_ref(), limit).await?;
-        let records = page
-            .entries
+        let (entries, next) =
+            scan_export(&*self.backend, &SessionKey::records_prefix(), after, limit).await?;
+        let records = entries
             .iter()
             .map(|(key, bytes)| {
                 let session: Session =
@@ -354,10 +347,7 @@ impl PortableStore for GenericSessionStore {
                 encode_portable(&session, &[])
             })
             .collect::<Result<_>>()?;
-        Ok(ExportPage {
-            records,
-            next: page.next_after.map(|key| key.as_str().as_bytes().to_vec()),
-        })
+        Ok(ExportPage { records, next })
     }
 
     async fn import(&self, records: &[Bytes]) -> Result<()> {
