@@ -168,3 +168,28 @@ async fn imported_events_land_in_their_partitions() {
         )
     );
 }
+
+/// A snapshot saved with nanoseconds (by an earlier version of the generic store) still
+/// imports into a generic store, exactly; the PostgreSQL store, which keeps microseconds,
+/// refuses it with `InvalidInput` and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nanosecond_snapshot_times_fit_generic_stores_only() {
+    use cairn_stores::agent_state::SnapshotInfo;
+    use cairn_stores::portable::{PortableStore, decode_portable, encode_portable};
+    let source = GenericAgentStateStore::new(Arc::new(fresh_tenant().await));
+    source.save("a", &json!({"k": 1}), None).await.unwrap();
+    let page = source.export_page(None, 10).await.unwrap();
+    let (mut info, payload): (SnapshotInfo, &[u8]) = decode_portable(&page.records[0]).unwrap();
+    info.saved_at += time::Duration::nanoseconds(7);
+    let record = encode_portable(&info, payload).unwrap();
+
+    let generic = GenericAgentStateStore::new(Arc::new(fresh_tenant().await));
+    generic.import(std::slice::from_ref(&record)).await.unwrap();
+    let loaded = generic.load_version("a", 1).await.unwrap().unwrap();
+    assert_eq!(loaded.info.saved_at, info.saved_at);
+
+    let native = PostgresAgentStateStore::new(&fresh_tenant().await);
+    let err = native.import(&[record]).await.unwrap_err();
+    assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err:?}");
+    assert!(native.load_latest("a").await.unwrap().is_none());
+}

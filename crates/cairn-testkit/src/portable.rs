@@ -306,13 +306,6 @@ pub async fn agent_state_copy_faithfully(
         ),
         (
             SnapshotInfo {
-                saved_at: info.saved_at + Duration::nanoseconds(1),
-                ..info.clone()
-            },
-            ErrorKind::InvalidInput,
-        ),
-        (
-            SnapshotInfo {
                 checksum: "0".repeat(64),
                 ..info.clone()
             },

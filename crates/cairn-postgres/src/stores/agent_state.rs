@@ -386,6 +386,16 @@ impl PortableStore for PostgresAgentStateStore {
         for record in records {
             let (info, payload): (SnapshotInfo, &[u8]) = decode_portable(record)?;
             check_snapshot(&info, payload)?;
+            if info.saved_at.nanosecond() % 1_000 != 0 {
+                // The table keeps microseconds; rounding would make the copy differ.
+                return Err(Error::invalid_input(
+                    "this snapshot's save time has nanoseconds, which the PostgreSQL store \
+                     cannot hold (it keeps microseconds; snapshots saved by this version of \
+                     Cairn always fit)",
+                )
+                .with_context("agent", &info.agent_id)
+                .with_context("version", info.version));
+            }
             snapshots.insert((info.agent_id.clone(), info.version), (info, payload));
         }
         if snapshots.is_empty() {

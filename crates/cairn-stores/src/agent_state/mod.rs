@@ -154,8 +154,8 @@ pub fn saved_now() -> OffsetDateTime {
 }
 
 /// Checks a snapshot read from a portable record, with its payload, before it is imported:
-/// the agent id, the version (1 to `i64::MAX`), the save time (UTC, years 0 to 9999, whole
-/// microseconds), then the payload against the size and checksum (and that it is JSON),
+/// the agent id, the version (1 to `i64::MAX`), the save time (UTC, years 0 to 9999), then
+/// the payload against the size and checksum (and that it is JSON),
 /// exactly as a load would.
 ///
 /// An agent's latest pointer is not a record of its own: an import raises it to the largest
@@ -175,13 +175,6 @@ pub fn check_snapshot(info: &SnapshotInfo, payload: &[u8]) -> Result<()> {
         );
     }
     crate::portable::check_portable_time("snapshot", info.saved_at)?;
-    if info.saved_at.nanosecond() % 1_000 != 0 {
-        return Err(
-            Error::invalid_input("a snapshot's save time is kept to the microsecond")
-                .with_context("agent", &info.agent_id)
-                .with_context("version", info.version),
-        );
-    }
     verify_snapshot(info.clone(), Some(payload)).map(drop)
 }
 
