@@ -258,10 +258,12 @@ impl HnswVectorStore {
         } else {
             (Vec::new(), Vec::new())
         };
-        for number in broken {
+        for &number in &broken {
             persist::remove(kv, loaded, number).await?;
         }
-        let mut state = State::new(loaded.dimension(), 0);
+        // Numbers are never reused, not even a broken segment's.
+        let next = broken.iter().map(|n| n + 1).max().unwrap_or(0);
+        let mut state = State::new(loaded.dimension(), next);
         let mut by_id: HashMap<String, (usize, usize)> = HashMap::new();
         for (index, segment) in segments.into_iter().enumerate() {
             for (row, id) in segment.ids.iter().enumerate() {
