@@ -217,7 +217,10 @@ impl ComponentConfig {
         params.validate().map_err(|e| {
             Error::new(
                 ErrorKind::Config,
-                format!("invalid [storage.vector_embeddings] settings: {}", e.message()),
+                format!(
+                    "invalid [storage.vector_embeddings] settings: {}",
+                    e.message()
+                ),
             )
             .with_source(e)
         })?;

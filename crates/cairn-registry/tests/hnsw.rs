@@ -159,7 +159,10 @@ async fn reopen_after_seal_loads_the_persisted_segments() {
     let dir = tempfile::tempdir().unwrap();
     let before = {
         let store = engine_on(sled_at(dir.path()).await);
-        store.create_collection("c", 8, Metric::Cosine).await.unwrap();
+        store
+            .create_collection("c", 8, Metric::Cosine)
+            .await
+            .unwrap();
         store.upsert_batch("c", records(0..300, 8)).await.unwrap();
         for i in (0..300).step_by(10) {
             store.delete("c", &format!("v{i}")).await.unwrap();
@@ -172,7 +175,10 @@ async fn reopen_after_seal_loads_the_persisted_segments() {
     assert!(!sealed.is_empty());
     let store = engine_on(backend.clone());
     assert_eq!(store.count("c").await.unwrap(), 270);
-    assert_eq!(top_ids(&store, pseudo_vector(5, 8), 10, false).await, before);
+    assert_eq!(
+        top_ids(&store, pseudo_vector(5, 8), 10, false).await,
+        before
+    );
     assert!(
         !top_ids(&store, pseudo_vector(10, 8), 10, false)
             .await
@@ -226,8 +232,14 @@ async fn a_damaged_segment_is_rebuilt_from_the_vectors() {
 async fn recall_at_10_on_a_few_thousand_vectors() {
     let backend: Arc<dyn StorageBackend> = Arc::new(cairn_memory::MemoryBackend::new());
     let store = HnswVectorStore::new(backend, cairn_stores::HnswParams::default()).unwrap();
-    store.create_collection("c", 32, Metric::Cosine).await.unwrap();
-    store.upsert_batch("c", records(0..3_000, 32)).await.unwrap();
+    store
+        .create_collection("c", 32, Metric::Cosine)
+        .await
+        .unwrap();
+    store
+        .upsert_batch("c", records(0..3_000, 32))
+        .await
+        .unwrap();
     store.wait_sealed().await.unwrap();
     let (mut found, mut wanted) = (0usize, 0usize);
     for q in 10_000..10_050u64 {

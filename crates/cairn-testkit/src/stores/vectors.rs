@@ -554,10 +554,7 @@ pub async fn update_moves_a_vector(store: Arc<dyn VectorStore>) {
         .upsert("c", "v42", far.clone(), meta(json!({"v": 2})))
         .await
         .unwrap();
-    let hits = store
-        .search("c", SearchRequest::new(far, 1))
-        .await
-        .unwrap();
+    let hits = store.search("c", SearchRequest::new(far, 1)).await.unwrap();
     assert_eq!(hits[0].id, "v42");
     assert_eq!(hits[0].metadata, meta(json!({"v": 2})));
     let mut at_old = SearchRequest::new(old, 5);

@@ -57,9 +57,7 @@ impl Rows {
         match self.metric {
             Metric::L2 => squared_distance(x, y),
             Metric::Dot => -dot(x, y),
-            Metric::Cosine => {
-                1.0 - dot(x, y) / (self.norms[a as usize] * self.norms[b as usize])
-            }
+            Metric::Cosine => 1.0 - dot(x, y) / (self.norms[a as usize] * self.norms[b as usize]),
         }
     }
 }
@@ -139,7 +137,8 @@ pub(super) fn build(
             .collect::<Result<_>>()?,
     };
     if built.points.len() != count || graph.check().is_err() {
-        return Err(Error::new(ErrorKind::Backend, 
+        return Err(Error::new(
+            ErrorKind::Backend,
             "instant-distance built a graph of an unexpected shape",
         ));
     }
@@ -147,17 +146,24 @@ pub(super) fn build(
 }
 
 fn transcode_error(e: serde_json::Error) -> Error {
-    Error::new(ErrorKind::Backend, "instant-distance's graph cannot be read through serde").with_source(e)
+    Error::new(
+        ErrorKind::Backend,
+        "instant-distance's graph cannot be read through serde",
+    )
+    .with_source(e)
 }
 
 fn flatten(nodes: Vec<Vec<u32>>, links: usize) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(nodes.len() * links);
     for node in nodes {
         if node.len() != links {
-            return Err(Error::new(ErrorKind::Backend, format!(
-                "instant-distance node has {} links, expected {links}",
-                node.len()
-            )));
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "instant-distance node has {} links, expected {links}",
+                    node.len()
+                ),
+            ));
         }
         out.extend(node);
     }
@@ -207,7 +213,9 @@ impl Graph {
     pub(super) fn check(&self) -> Result<()> {
         let nodes = self.nodes();
         if nodes == 0 || self.zero.len() % ZERO_LINKS != 0 {
-            return Err(Error::corruption("HNSW graph has no nodes or a partial node"));
+            return Err(Error::corruption(
+                "HNSW graph has no nodes or a partial node",
+            ));
         }
         for layer in &self.upper {
             if layer.len() % M != 0 || layer.len() / M > nodes {
@@ -215,15 +223,10 @@ impl Graph {
             }
         }
         let valid = |links: &[u32], limit: usize| {
-            links
-                .iter()
-                .all(|&n| n == NO_LINK || (n as usize) < limit)
+            links.iter().all(|&n| n == NO_LINK || (n as usize) < limit)
         };
         if !valid(&self.zero, nodes)
-            || !self
-                .upper
-                .iter()
-                .all(|layer| valid(layer, layer.len() / M))
+            || !self.upper.iter().all(|layer| valid(layer, layer.len() / M))
         {
             return Err(Error::corruption("HNSW graph links to a missing node"));
         }

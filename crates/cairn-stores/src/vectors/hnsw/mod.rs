@@ -211,8 +211,7 @@ impl HnswVectorStore {
             if let Some(err) = collection.failure.lock().take() {
                 return Err(err);
             }
-            if !collection.sealing.load(Ordering::SeqCst) && !collection.due(&self.inner.params)
-            {
+            if !collection.sealing.load(Ordering::SeqCst) && !collection.due(&self.inner.params) {
                 return Ok(());
             }
             self.schedule(collection)?;
@@ -271,7 +270,8 @@ impl HnswVectorStore {
             }
             state.add_segment(Slot::all_dead(Arc::new(segment)));
         }
-        let mut metadata: Vec<HashMap<usize, Metadata>> = vec![HashMap::new(); state.segments.len()];
+        let mut metadata: Vec<HashMap<usize, Metadata>> =
+            vec![HashMap::new(); state.segments.len()];
         let mut components = Vec::with_capacity(loaded.dimension());
         kv.for_each_vector(loaded, |id, stored| {
             stored.read_into(&mut components);
@@ -364,7 +364,12 @@ impl HnswVectorStore {
 
     /// Builds `plan`'s segment off the async workers, persists it, installs it, then deletes
     /// the merged segments' records.
-    async fn seal(&self, collection: &Collection, state: &RwLock<State>, mut plan: Plan) -> Result<()> {
+    async fn seal(
+        &self,
+        collection: &Collection,
+        state: &RwLock<State>,
+        mut plan: Plan,
+    ) -> Result<()> {
         let info = collection.info();
         let built = if plan.ids.is_empty() {
             None
@@ -446,7 +451,10 @@ impl VectorStore for HnswVectorStore {
         dimension: usize,
         metric: Metric,
     ) -> Result<CollectionInfo> {
-        self.inner.kv.create_collection(name, dimension, metric).await
+        self.inner
+            .kv
+            .create_collection(name, dimension, metric)
+            .await
     }
 
     async fn collection(&self, name: &str) -> Result<Option<CollectionInfo>> {

@@ -129,7 +129,9 @@ fn decode(bytes: &[u8], number: u64, dimension: usize) -> Result<Segment> {
         .map(f32::from_bits)
         .collect();
     if vectors.iter().any(|x| !x.is_finite()) {
-        return Err(Error::corruption("HNSW segment holds a non-finite component"));
+        return Err(Error::corruption(
+            "HNSW segment holds a non-finite component",
+        ));
     }
     let zero = reader.u32s(rows.checked_mul(ZERO_LINKS).ok_or_else(too_large)?)?;
     let upper = layer_nodes

@@ -153,13 +153,8 @@ impl Segment {
         vectors: Vec<f32>,
         metadata: Vec<Metadata>,
     ) -> Result<(Segment, Vec<u32>)> {
-        let (graph, order) = graph::build(
-            vectors.clone(),
-            dimension,
-            metric,
-            ef_construction,
-            number,
-        )?;
+        let (graph, order) =
+            graph::build(vectors.clone(), dimension, metric, ef_construction, number)?;
         let mut ids: Vec<Option<String>> = ids.into_iter().map(Some).collect();
         let mut metadata: Vec<Option<Metadata>> = metadata.into_iter().map(Some).collect();
         let mut sorted = Segment {
@@ -173,7 +168,9 @@ impl Segment {
         for &row in &order {
             let row = row as usize;
             sorted.ids.push(ids[row].take().unwrap_or_default());
-            sorted.metadata.push(metadata[row].take().unwrap_or_default());
+            sorted
+                .metadata
+                .push(metadata[row].take().unwrap_or_default());
             sorted
                 .vectors
                 .extend_from_slice(&vectors[row * dimension..][..dimension]);

@@ -175,7 +175,9 @@ impl State {
     }
 
     fn slot_mut(&mut self, number: u64) -> Option<&mut Slot> {
-        self.segments.iter_mut().find(|s| s.segment.number == number)
+        self.segments
+            .iter_mut()
+            .find(|s| s.segment.number == number)
     }
 
     /// Tombstones `id`'s live row; returns whether it had one.
@@ -211,7 +213,13 @@ impl State {
 
     /// Offers every live row the probe accepts to `top`: segments through their graphs (or
     /// exactly when `exact`), the buffer exactly.
-    pub(super) fn search<'a>(&'a self, probe: &Probe<'_>, ef: usize, exact: bool, top: &mut Top<'a>) {
+    pub(super) fn search<'a>(
+        &'a self,
+        probe: &Probe<'_>,
+        ef: usize,
+        exact: bool,
+        top: &mut Top<'a>,
+    ) {
         for slot in &self.segments {
             let rows = slot.segment.rows(&slot.dead);
             if exact {
