@@ -93,7 +93,8 @@ struct Transcoded {
 
 /// Builds the graph of `vectors` (contiguous rows of `dimension`, at least one row).
 ///
-/// Returns the graph and `order`: node `i` of the graph is input row `order[i]`.
+/// Returns the graph, `order` (node `i` of the graph is input row `order[i]`) and the input
+/// vectors, handed back without a copy.
 ///
 /// # Errors
 /// `Backend` when instant-distance's graph does not have the expected shape.
@@ -103,7 +104,7 @@ pub(super) fn build(
     metric: Metric,
     ef_construction: usize,
     seed: u64,
-) -> Result<(Graph, Vec<u32>)> {
+) -> Result<(Graph, Vec<u32>, Vec<f32>)> {
     let count = vectors.len() / dimension;
     let norms = vectors
         .chunks_exact(dimension)
@@ -127,6 +128,10 @@ pub(super) fn build(
         .build_hnsw(points);
     let text = serde_json::to_vec(&hnsw).map_err(transcode_error)?;
     drop(hnsw);
+    let vectors = match Arc::try_unwrap(rows) {
+        Ok(rows) => rows.vectors,
+        Err(shared) => shared.vectors.clone(),
+    };
     let built: Transcoded = serde_json::from_slice(&text).map_err(transcode_error)?;
     let graph = Graph {
         zero: flatten(built.zero, ZERO_LINKS)?,
@@ -142,7 +147,7 @@ pub(super) fn build(
             "instant-distance built a graph of an unexpected shape",
         ));
     }
-    Ok((graph, built.points))
+    Ok((graph, built.points, vectors))
 }
 
 fn transcode_error(e: serde_json::Error) -> Error {
@@ -324,7 +329,8 @@ mod tests {
     #[test]
     fn built_graph_finds_exact_neighbours() {
         let vectors = grid(2_000);
-        let (graph, order) = build(vectors.clone(), 3, Metric::L2, 64, 7).unwrap();
+        let (graph, order, back) = build(vectors.clone(), 3, Metric::L2, 64, 7).unwrap();
+        assert_eq!(back, vectors);
         assert_eq!(graph.nodes(), 2_000);
         let mut sorted = order.clone();
         sorted.sort_unstable();
@@ -342,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_single_row_is_its_own_graph() {
-        let (graph, order) = build(vec![1.0, 2.0], 2, Metric::Cosine, 16, 1).unwrap();
+        let (graph, order, _) = build(vec![1.0, 2.0], 2, Metric::Cosine, 16, 1).unwrap();
         assert_eq!((graph.nodes(), order), (1, vec![0]));
         let found = graph.search(10, |_| 0.5);
         assert_eq!(found, vec![(0.5, 0)]);
@@ -350,7 +356,7 @@ mod tests {
 
     #[test]
     fn check_rejects_links_to_missing_nodes() {
-        let (mut graph, _) = build(grid(100), 3, Metric::Dot, 16, 3).unwrap();
+        let (mut graph, _, _) = build(grid(100), 3, Metric::Dot, 16, 3).unwrap();
         graph.zero[5] = 100;
         assert_eq!(
             graph.check().unwrap_err().kind(),

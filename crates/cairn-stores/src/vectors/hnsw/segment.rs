@@ -153,8 +153,8 @@ impl Segment {
         vectors: Vec<f32>,
         metadata: Vec<Metadata>,
     ) -> Result<(Segment, Vec<u32>)> {
-        let (graph, order) =
-            graph::build(vectors.clone(), dimension, metric, ef_construction, number)?;
+        let (graph, order, vectors) =
+            graph::build(vectors, dimension, metric, ef_construction, number)?;
         let mut ids: Vec<Option<String>> = ids.into_iter().map(Some).collect();
         let mut metadata: Vec<Option<Metadata>> = metadata.into_iter().map(Some).collect();
         let mut sorted = Segment {
