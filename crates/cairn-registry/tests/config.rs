@@ -185,6 +185,25 @@ fn layers_apply_in_order_defaults_file_environment() {
 }
 
 #[test]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment::Jail fixes the closure's error type"
+)]
+fn hnsw_settings_come_from_the_environment_too() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("CAIRN_STORAGE__VECTOR_EMBEDDINGS__BACKEND", "hnsw");
+        jail.set_env("CAIRN_STORAGE__VECTOR_EMBEDDINGS__EF_SEARCH", "50");
+        let config = load(None).unwrap();
+        let section = config.hnsw().expect("hnsw from the environment");
+        assert_eq!(section.hnsw_params().unwrap().ef_search, 50);
+        assert_eq!(section.path, None);
+        jail.set_env("CAIRN_STORAGE__VECTOR_EMBEDDINGS__M", "8");
+        assert_eq!(load(None).unwrap_err().kind(), ErrorKind::Config);
+        Ok(())
+    });
+}
+
+#[test]
 fn missing_user_file_is_an_error() {
     let err = load(Some(Path::new("/nonexistent/cairn.toml"))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
