@@ -284,3 +284,72 @@ async fn hnsw_on_the_shared_sled_path_reuses_the_shared_database() {
         Some(Bytes::from_static(b"shared"))
     );
 }
+
+/// Writers insert and delete while readers search, with seals and merges running: a reader
+/// never gets an id whose delete was acknowledged before its search started, and always finds
+/// a vector whose insert was acknowledged (and not deleted) before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_during_seals_see_acknowledged_writes_across_tasks() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    let store: Arc<dyn VectorStore> =
+        Arc::new(engine_on(Arc::new(cairn_memory::MemoryBackend::new())));
+    store
+        .create_collection("c", 16, Metric::Cosine)
+        .await
+        .unwrap();
+    let deleted = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let live = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let writers: Vec<_> = (0..4u64)
+        .map(|task| {
+            let (store, deleted, live) = (store.clone(), deleted.clone(), live.clone());
+            tokio::spawn(async move {
+                for i in 0..150u64 {
+                    let seed = task * 10_000 + i;
+                    let id = format!("v{seed}");
+                    store
+                        .upsert("c", &id, pseudo_vector(seed, 16), Metadata::new())
+                        .await
+                        .unwrap();
+                    if i % 2 == 1 {
+                        store.delete("c", &id).await.unwrap();
+                        deleted.lock().unwrap().insert(id);
+                    } else {
+                        live.lock().unwrap().push(seed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2u64)
+        .map(|reader| {
+            let (store, deleted, live) = (store.clone(), deleted.clone(), live.clone());
+            tokio::spawn(async move {
+                for round in 0..150u64 {
+                    let gone = deleted.lock().unwrap().clone();
+                    let known = live.lock().unwrap().last().copied();
+                    let query = pseudo_vector(99_000 + reader * 1_000 + round, 16);
+                    let hits = store
+                        .search("c", SearchRequest::new(query, 20))
+                        .await
+                        .unwrap();
+                    for hit in &hits {
+                        assert!(!gone.contains(&hit.id), "deleted {} returned", hit.id);
+                    }
+                    if let Some(seed) = known {
+                        let hits = store
+                            .search("c", SearchRequest::new(pseudo_vector(seed, 16), 1))
+                            .await
+                            .unwrap();
+                        assert_eq!(hits[0].id, format!("v{seed}"));
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in futures::future::join_all(writers.into_iter().chain(readers)).await {
+        task.unwrap();
+    }
+    assert_eq!(store.count("c").await.unwrap(), 4 * 75);
+}
