@@ -228,14 +228,10 @@ async fn a_damaged_segment_is_rebuilt_from_the_vectors() {
     assert_eq!(top_ids(&store, pseudo_vector(3, 8), 10, false).await, exact);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recall_at_10_on_a_few_thousand_vectors() {
+async fn recall_at_10(metric: Metric) -> f64 {
     let backend: Arc<dyn StorageBackend> = Arc::new(cairn_memory::MemoryBackend::new());
     let store = HnswVectorStore::new(backend, cairn_stores::HnswParams::default()).unwrap();
-    store
-        .create_collection("c", 32, Metric::Cosine)
-        .await
-        .unwrap();
+    store.create_collection("c", 32, metric).await.unwrap();
     store
         .upsert_batch("c", records(0..3_000, 32))
         .await
@@ -249,8 +245,15 @@ async fn recall_at_10_on_a_few_thousand_vectors() {
         wanted += exact.len();
         found += approximate.iter().filter(|id| exact.contains(id)).count();
     }
-    let recall = found as f64 / wanted as f64;
-    assert!(recall >= 0.95, "recall@10 {recall}");
+    found as f64 / wanted as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_at_10_on_a_few_thousand_vectors() {
+    for metric in [Metric::Cosine, Metric::L2, Metric::Dot] {
+        let recall = recall_at_10(metric).await;
+        assert!(recall >= 0.95, "{metric:?}: recall@10 {recall}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

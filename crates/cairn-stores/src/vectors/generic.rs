@@ -28,7 +28,8 @@ const SWEEP_PAGE: usize = 1_000;
 ///
 /// Search reads every vector of the collection, page by page, verifies its checksum, scores it
 /// and keeps the best `k` in a bounded heap: one pass over the collection's bytes. `count`
-/// walks the collection's keys the same way. An in-process index is a later step.
+/// walks the collection's keys the same way. [`HnswVectorStore`](super::HnswVectorStore) is
+/// the approximate engine over the same keys.
 #[derive(Debug, Clone)]
 pub struct GenericVectorStore {
     backend: Arc<dyn StorageBackend>,
