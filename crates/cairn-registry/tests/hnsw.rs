@@ -142,6 +142,12 @@ async fn sled_at(dir: &Path) -> Arc<dyn StorageBackend> {
     )
 }
 
+fn tag() -> Metadata {
+    let mut metadata = Metadata::new();
+    metadata.insert("tag".to_owned(), "x".into());
+    metadata
+}
+
 async fn top_ids(store: &HnswVectorStore, query: Vec<f32>, k: usize, exact: bool) -> Vec<String> {
     let mut request = SearchRequest::new(query, k);
     request.exact = exact;
@@ -167,6 +173,10 @@ async fn reopen_after_seal_loads_the_persisted_segments() {
         for i in (0..300).step_by(10) {
             store.delete("c", &format!("v{i}")).await.unwrap();
         }
+        store
+            .upsert("c", "tagged", pseudo_vector(777, 8), tag())
+            .await
+            .unwrap();
         store.wait_sealed().await.unwrap();
         top_ids(&store, pseudo_vector(5, 8), 10, false).await
     };
@@ -174,7 +184,12 @@ async fn reopen_after_seal_loads_the_persisted_segments() {
     let sealed = manifests(&backend).await;
     assert!(!sealed.is_empty());
     let store = engine_on(backend.clone());
-    assert_eq!(store.count("c").await.unwrap(), 270);
+    assert_eq!(store.count("c").await.unwrap(), 271);
+    let mut tagged = SearchRequest::new(pseudo_vector(1, 8), 5);
+    tagged.filter = tag();
+    let hits = store.search("c", tagged).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!((hits[0].id.as_str(), &hits[0].metadata), ("tagged", &tag()));
     assert_eq!(
         top_ids(&store, pseudo_vector(5, 8), 10, false).await,
         before

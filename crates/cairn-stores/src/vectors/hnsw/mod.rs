@@ -263,40 +263,35 @@ impl HnswVectorStore {
         // Numbers are never reused, not even a broken segment's.
         let next = broken.iter().map(|n| n + 1).max().unwrap_or(0);
         let mut state = State::new(loaded.dimension(), next);
+        let mut segments = segments;
         let mut by_id: HashMap<String, (usize, usize)> = HashMap::new();
-        for (index, segment) in segments.into_iter().enumerate() {
+        for (index, segment) in segments.iter().enumerate() {
             for (row, id) in segment.ids.iter().enumerate() {
                 by_id.insert(id.clone(), (index, row));
             }
-            state.add_segment(Slot::all_dead(Arc::new(segment)));
         }
-        let mut metadata: Vec<HashMap<usize, Metadata>> =
-            vec![HashMap::new(); state.segments.len()];
+        // A vector is live in the newest segment that holds exactly its components; every
+        // other vector goes to the buffer, and unclaimed segment rows stay tombstoned.
+        let mut placed = Vec::new();
         let mut components = Vec::with_capacity(loaded.dimension());
         kv.for_each_vector(loaded, |id, stored| {
             stored.read_into(&mut components);
             let meta = stored.metadata()?;
             match by_id.get(&id) {
-                Some(&(index, row))
-                    if state.segments[index].segment.vector(row) == components.as_slice() =>
-                {
-                    metadata[index].insert(row, meta);
-                    state.place(id, index, row);
+                Some(&(index, row)) if segments[index].vector(row) == components.as_slice() => {
+                    segments[index].metadata[row] = meta;
+                    placed.push((id, index, row));
                 }
                 _ => state.upsert(id, &components, meta),
             }
             Ok(())
         })
         .await?;
-        for (slot, mut found) in state.segments.iter_mut().zip(metadata) {
-            // Segments are only shared once installed: fill the metadata read from the vectors.
-            if let Some(segment) = Arc::get_mut(&mut slot.segment) {
-                for (row, meta) in segment.metadata.iter_mut().enumerate() {
-                    if let Some(m) = found.remove(&row) {
-                        *meta = m;
-                    }
-                }
-            }
+        for segment in segments {
+            state.add_segment(Slot::all_dead(Arc::new(segment)));
+        }
+        for (id, index, row) in placed {
+            state.place(id, index, row);
         }
         let state = collection.state.get_or_init(|| RwLock::new(state));
         self.schedule(collection)?;
@@ -311,13 +306,7 @@ impl HnswVectorStore {
         if !collection.due(&self.inner.params) {
             return Ok(());
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-            Error::new(
-                ErrorKind::Unsupported,
-                "the HNSW vector engine seals in the background and needs a tokio runtime",
-            )
-            .with_source(e)
-        })?;
+        let runtime = runtime()?;
         if collection.sealing.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -424,13 +413,7 @@ impl HnswVectorStore {
         name: &str,
         records: &[VectorRecord],
     ) -> Result<Option<(Arc<Collection>, OwnedMutexGuard<()>)>> {
-        tokio::runtime::Handle::try_current().map_err(|e| {
-            Error::new(
-                ErrorKind::Unsupported,
-                "the HNSW vector engine needs a tokio runtime",
-            )
-            .with_source(e)
-        })?;
+        runtime()?;
         let collection = self.open(name).await?;
         let guard = collection.write.clone().lock_owned().await;
         self.load_state(&collection).await?;
@@ -441,6 +424,20 @@ impl HnswVectorStore {
             .await?
             .map(|()| (collection, guard)))
     }
+}
+
+/// The tokio runtime the sealer runs on.
+///
+/// # Errors
+/// `Unsupported` outside a tokio runtime.
+fn runtime() -> Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().map_err(|e| {
+        Error::new(
+            ErrorKind::Unsupported,
+            "the HNSW vector engine seals in the background and needs a tokio runtime",
+        )
+        .with_source(e)
+    })
 }
 
 #[async_trait]
