@@ -77,6 +77,9 @@ pub enum BackendChoice {
     Sled,
     /// PostgreSQL (cargo feature `postgres`).
     Postgres,
+    /// The in-process HNSW vector engine (`vector_embeddings` only), keeping its vectors in
+    /// memory or, with a `path`, in sled.
+    Hnsw,
 }
 
 impl BackendChoice {
@@ -86,6 +89,7 @@ impl BackendChoice {
             BackendChoice::Memory => "memory",
             BackendChoice::Sled => "sled",
             BackendChoice::Postgres => "postgres",
+            BackendChoice::Hnsw => "hnsw",
         }
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use cairn_core::{Error, ErrorKind, Result};
+use cairn_stores::HnswParams;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -106,14 +107,125 @@ impl StorageConfig {
         self.component(component)
             .map_or(self.backend, |c| c.backend)
     }
+
+    /// The HNSW engine's settings when vector embeddings use `backend = "hnsw"`.
+    pub fn hnsw(&self) -> Option<&ComponentConfig> {
+        self.vector_embeddings
+            .as_ref()
+            .filter(|c| c.backend == BackendChoice::Hnsw)
+    }
+
+    /// Checks the rules serde cannot: `hnsw` only for vector embeddings, engine settings only
+    /// with `hnsw`, and each engine setting in range.
+    ///
+    /// # Errors
+    /// `Config` naming the section and the rule.
+    pub fn validate(&self) -> Result<()> {
+        if self.backend == BackendChoice::Hnsw {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "[storage] backend = \"hnsw\" is not a storage backend: hnsw is the vector \
+                 engine, set it under [storage.vector_embeddings]",
+            ));
+        }
+        for component in Component::ALL {
+            let Some(section) = self.component(component) else {
+                continue;
+            };
+            if section.backend == BackendChoice::Hnsw {
+                if component != Component::VectorEmbeddings {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "[storage.{component}] backend = \"hnsw\": hnsw serves only \
+                             vector_embeddings"
+                        ),
+                    ));
+                }
+                section.hnsw_params()?;
+            } else if section.has_engine_settings() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "[storage.{component}]: path, m, ef_construction, ef_search and \
+                         seal_threshold apply only with backend = \"hnsw\""
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
-/// `[storage.<component>]`: where one component lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// `[storage.<component>]`: where one component lives, and with `backend = "hnsw"` (vector
+/// embeddings only) the engine's settings; an absent setting takes [`HnswParams::default`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentConfig {
     /// The component's backend.
     pub backend: BackendChoice,
+    /// `hnsw`: the sled directory of the engine's vectors and segments; absent: memory.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `hnsw`: links per node; instant-distance fixes it at 32.
+    #[serde(default)]
+    pub m: Option<usize>,
+    /// `hnsw`: candidates explored while building a segment (1 to 4096).
+    #[serde(default)]
+    pub ef_construction: Option<usize>,
+    /// `hnsw`: default search beam width (1 to 1000); a request may override it.
+    #[serde(default)]
+    pub ef_search: Option<usize>,
+    /// `hnsw`: buffered writes that trigger sealing a segment (1 to 1,000,000).
+    #[serde(default)]
+    pub seal_threshold: Option<usize>,
+}
+
+impl ComponentConfig {
+    /// A section that only names a backend.
+    pub fn new(backend: BackendChoice) -> ComponentConfig {
+        ComponentConfig {
+            backend,
+            path: None,
+            m: None,
+            ef_construction: None,
+            ef_search: None,
+            seal_threshold: None,
+        }
+    }
+
+    fn has_engine_settings(&self) -> bool {
+        self.path.is_some()
+            || self.m.is_some()
+            || self.ef_construction.is_some()
+            || self.ef_search.is_some()
+            || self.seal_threshold.is_some()
+    }
+
+    /// The engine parameters this section sets, defaults elsewhere.
+    ///
+    /// # Errors
+    /// `Config` naming the parameter out of range.
+    pub fn hnsw_params(&self) -> Result<HnswParams> {
+        let defaults = HnswParams::default();
+        let params = HnswParams {
+            m: self.m.unwrap_or(defaults.m),
+            ef_construction: self.ef_construction.unwrap_or(defaults.ef_construction),
+            ef_search: self.ef_search.unwrap_or(defaults.ef_search),
+            seal_threshold: self.seal_threshold.unwrap_or(defaults.seal_threshold),
+        };
+        params.validate().map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "invalid [storage.vector_embeddings] settings: {}",
+                    e.message()
+                ),
+            )
+            .with_source(e)
+        })?;
+        Ok(params)
+    }
 }
 
 /// The raw settings of one backend, checked against that backend's typed config when the
@@ -132,10 +244,9 @@ pub struct BackendSection(Map<String, Value>);
     )
 )]
 impl BackendSection {
-    /// Sets `key` unless the section already has it.
-    pub(crate) fn with_default(mut self, key: &str, value: Value) -> BackendSection {
-        self.0.entry(key.to_owned()).or_insert(value);
-        self
+    /// One setting, if present.
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
     }
 
     /// Sets one setting (for programmatic configuration).

@@ -7,6 +7,9 @@
 //! once (one sled database, one PostgreSQL pool) and gives each of the ten components its
 //! backend: the global `backend` or the component's own `[storage.<component>]` override.
 //!
+//! Vector embeddings may also use `backend = "hnsw"`: the in-process HNSW engine
+//! ([`cairn_stores::HnswVectorStore`]) over memory or sled, one engine per tenant.
+//!
 //! This is the only crate that reads configuration or the environment. Backends are compiled
 //! in by cargo features (`sled`, `postgres`; memory is always there); asking for one that is
 //! not compiled in is a `Config` error naming the feature.

@@ -56,10 +56,12 @@ pub fn from_toml(text: &str) -> Result<StorageConfig> {
 }
 
 fn extract(figment: &Figment) -> Result<StorageConfig> {
-    figment
+    let config = figment
         .extract::<CairnConfig>()
         .map(|c| c.storage)
         .map_err(|e| {
             Error::new(ErrorKind::Config, format!("invalid configuration: {e}")).with_source(e)
-        })
+        })?;
+    config.validate()?;
+    Ok(config)
 }

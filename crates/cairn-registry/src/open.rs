@@ -1,6 +1,7 @@
 //! Opens each configured backend once; components on the same backend share it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_core::{Error, ErrorKind, Result, StorageBackend};
@@ -41,18 +42,51 @@ pub(crate) async fn open_used(config: &StorageConfig) -> Result<Opened> {
     for choice in used {
         let backend: Arc<dyn StorageBackend> = match choice {
             BackendChoice::Memory => Arc::new(MemoryBackend::new()),
-            BackendChoice::Sled => open_sled(config).await?,
+            BackendChoice::Sled => open_sled(config, &shared_sled_path(config)).await?,
             BackendChoice::Postgres => open_postgres(config, &mut opened).await?,
+            // Opened below: it may reuse the shared sled database.
+            BackendChoice::Hnsw => continue,
         };
         opened.backends.insert(choice, backend);
+    }
+    if let Some(hnsw) = config.hnsw() {
+        let backend = match &hnsw.path {
+            None => Arc::new(MemoryBackend::new()),
+            Some(path) if same_path(path, &shared_sled_path(config)) => {
+                match opened.backends.get(&BackendChoice::Sled) {
+                    Some(shared) => shared.clone(),
+                    None => open_sled(config, path).await?,
+                }
+            }
+            Some(path) => open_sled(config, path).await?,
+        };
+        opened.backends.insert(BackendChoice::Hnsw, backend);
     }
     Ok(opened)
 }
 
+/// Where the shared sled database lives: `[storage.sled] path`, else `<storage.path>/sled`.
+fn shared_sled_path(config: &StorageConfig) -> PathBuf {
+    match config.sled.get("path").and_then(|v| v.as_str()) {
+        Some(path) => PathBuf::from(path),
+        None => config.path.join("sled"),
+    }
+}
+
+/// Whether two configured paths name the same directory (compared as absolute paths, so
+/// `./data` and `data` match; the directory need not exist yet).
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (std::path::absolute(a), std::path::absolute(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Opens a sled database at `path` with the `[storage.sled]` settings.
 #[cfg(feature = "sled")]
-async fn open_sled(config: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
-    let path = config.path.join("sled");
-    let section = config.sled.clone().with_default(
+async fn open_sled(config: &StorageConfig, path: &Path) -> Result<Arc<dyn StorageBackend>> {
+    let mut section = config.sled.clone();
+    section.set(
         "path",
         serde_json::Value::String(path.to_string_lossy().into_owned()),
     );
@@ -61,7 +95,7 @@ async fn open_sled(config: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
 }
 
 #[cfg(not(feature = "sled"))]
-async fn open_sled(_: &StorageConfig) -> Result<Arc<dyn StorageBackend>> {
+async fn open_sled(_: &StorageConfig, _: &Path) -> Result<Arc<dyn StorageBackend>> {
     Err(not_compiled(BackendChoice::Sled))
 }
 

@@ -1,15 +1,15 @@
 //! The `Storage` handle: one backend per component, scoped to a tenant on request.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use cairn_core::{Result, StorageBackend, TenantId};
 use cairn_stores::{
     AgentStateStore, ArtifactStore, EpisodicStore, EventLogStore, GenericAgentStateStore,
     GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore, GenericGraphStore,
     GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore, GenericVectorStore,
-    GenericWorkflowStore, GraphStore, HookHistoryStore, ProceduralStore, SessionStore, VectorStore,
-    WorkflowStore,
+    GenericWorkflowStore, GraphStore, HnswParams, HnswVectorStore, HookHistoryStore,
+    ProceduralStore, SessionStore, VectorStore, WorkflowStore,
 };
 
 use crate::component::{BackendChoice, Component};
@@ -22,6 +22,8 @@ use crate::open::open_used;
 #[derive(Debug, Clone)]
 pub struct Storage {
     backends: BTreeMap<Component, (BackendChoice, Arc<dyn StorageBackend>)>,
+    /// The HNSW engines, one per tenant, when vector embeddings use `hnsw`.
+    hnsw: Option<Arc<HnswEngines>>,
     /// The PostgreSQL backend when some component uses it: the native stores need it.
     #[cfg(feature = "postgres")]
     postgres: Option<cairn_postgres::PostgresBackend>,
@@ -34,6 +36,11 @@ impl Storage {
     /// `Config` when a backend's feature is off or its settings are invalid (for example a
     /// missing PostgreSQL URL); the backend's own errors when it cannot be opened.
     pub async fn open(config: &StorageConfig) -> Result<Storage> {
+        config.validate()?;
+        let hnsw = match config.hnsw() {
+            Some(section) => Some(Arc::new(HnswEngines::new(section.hnsw_params()?))),
+            None => None,
+        };
         let opened = open_used(config).await?;
         let backends = Component::ALL
             .iter()
@@ -44,6 +51,7 @@ impl Storage {
             .collect();
         Ok(Storage {
             backends,
+            hnsw,
             #[cfg(feature = "postgres")]
             postgres: opened.postgres,
         })
@@ -69,9 +77,44 @@ impl Storage {
         TenantStorage {
             tenant: tenant.clone(),
             backends,
+            hnsw: self.hnsw.clone(),
             #[cfg(feature = "postgres")]
             postgres: self.postgres.as_ref().map(|pg| pg.scoped(tenant)),
         }
+    }
+}
+
+/// The HNSW engines of one [`Storage`]: one per tenant, created on first use, so every
+/// handle of a tenant shares one in-memory index.
+#[derive(Debug)]
+struct HnswEngines {
+    params: HnswParams,
+    engines: Mutex<HashMap<TenantId, Arc<HnswVectorStore>>>,
+}
+
+impl HnswEngines {
+    fn new(params: HnswParams) -> HnswEngines {
+        HnswEngines {
+            params,
+            engines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `tenant`'s engine over `backend` (already scoped to `tenant`).
+    fn engine(&self, tenant: &TenantId, backend: Arc<dyn StorageBackend>) -> Arc<HnswVectorStore> {
+        let mut engines = self
+            .engines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        engines
+            .entry(tenant.clone())
+            .or_insert_with(|| {
+                Arc::new(
+                    HnswVectorStore::new(backend, self.params)
+                        .expect("the HNSW parameters were validated when the storage opened"),
+                )
+            })
+            .clone()
     }
 }
 
@@ -85,6 +128,7 @@ impl Storage {
 pub struct TenantStorage {
     tenant: TenantId,
     backends: BTreeMap<Component, (BackendChoice, Arc<dyn StorageBackend>)>,
+    hnsw: Option<Arc<HnswEngines>>,
     /// The PostgreSQL backend on this tenant, when some component uses it.
     #[cfg(feature = "postgres")]
     postgres: Option<cairn_postgres::PostgresBackend>,
@@ -106,13 +150,18 @@ impl TenantStorage {
     fn postgres_for(&self, component: Component) -> Option<&cairn_postgres::PostgresBackend> {
         match self.backends[&component].0 {
             BackendChoice::Postgres => self.postgres.as_ref(),
-            BackendChoice::Memory | BackendChoice::Sled => None,
+            BackendChoice::Memory | BackendChoice::Sled | BackendChoice::Hnsw => None,
         }
     }
 
     /// Vector embeddings ([`Component::VectorEmbeddings`]): on PostgreSQL the native
-    /// [`cairn_postgres::PostgresVectorStore`] (pgvector, HNSW), elsewhere the generic store.
+    /// [`cairn_postgres::PostgresVectorStore`] (pgvector, HNSW); with `hnsw` this tenant's
+    /// [`HnswVectorStore`], the same engine on every call and every handle of the tenant;
+    /// elsewhere the generic store.
     pub fn vectors(&self) -> Arc<dyn VectorStore> {
+        if let Some(engines) = &self.hnsw {
+            return engines.engine(&self.tenant, self.backend(Component::VectorEmbeddings));
+        }
         #[cfg(feature = "postgres")]
         if let Some(pg) = self.postgres_for(Component::VectorEmbeddings) {
             return Arc::new(cairn_postgres::PostgresVectorStore::new(pg));

@@ -51,11 +51,65 @@ fn every_example_loads_with_its_placement() {
 }
 
 #[test]
+fn hnsw_example_loads_with_its_engine_settings() {
+    let hnsw = from_toml(&example("hnsw-laptop.toml")).unwrap();
+    assert_eq!(
+        hnsw.backend_of(Component::VectorEmbeddings),
+        BackendChoice::Hnsw
+    );
+    assert_eq!(hnsw.backend_of(Component::Sessions), BackendChoice::Sled);
+    let section = hnsw.hnsw().expect("vector embeddings use hnsw");
+    assert_eq!(
+        section.path.as_deref(),
+        Some(Path::new("./cairn-data/sled"))
+    );
+    let params = section.hnsw_params().unwrap();
+    assert_eq!(
+        (
+            params.m,
+            params.ef_construction,
+            params.ef_search,
+            params.seal_threshold
+        ),
+        (32, 128, 100, 4096)
+    );
+}
+
+#[test]
+fn bad_hnsw_settings_are_config_errors() {
+    let cases = [
+        ("m = 16", "m must be 32"),
+        ("ef_construction = 0", "ef_construction"),
+        ("ef_search = 1001", "ef_search"),
+        ("seal_threshold = 0", "seal_threshold"),
+        ("ef = 10", "ef"),
+        ("ef_search = -3", "ef_search"),
+    ];
+    for (setting, named) in cases {
+        let text = format!("[storage.vector_embeddings]\nbackend = \"hnsw\"\n{setting}");
+        let err = from_toml(&text).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{setting}");
+        assert!(err.to_string().contains(named), "{setting}: {err}");
+    }
+    let misplaced = [
+        "[storage]\nbackend = \"hnsw\"",
+        "[storage.sessions]\nbackend = \"hnsw\"",
+        "[storage.vector_embeddings]\nbackend = \"memory\"\nef_search = 50",
+        "[storage.event_log]\nbackend = \"sled\"\npath = \"/tmp/x\"",
+    ];
+    for text in misplaced {
+        let err = from_toml(text).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{text}");
+        assert!(err.to_string().contains("hnsw"), "{text}: {err}");
+    }
+}
+
+#[test]
 fn unknown_backend_lists_the_valid_names() {
     let err = from_toml("[storage]\nbackend = \"redis\"").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     let text = err.to_string();
-    for name in ["redis", "memory", "sled", "postgres"] {
+    for name in ["redis", "memory", "sled", "postgres", "hnsw"] {
         assert!(text.contains(name), "{text}");
     }
 }
@@ -125,6 +179,25 @@ fn layers_apply_in_order_defaults_file_environment() {
         );
 
         jail.set_env("CAIRN_STORAGE__BAKEND", "sled");
+        assert_eq!(load(None).unwrap_err().kind(), ErrorKind::Config);
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment::Jail fixes the closure's error type"
+)]
+fn hnsw_settings_come_from_the_environment_too() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("CAIRN_STORAGE__VECTOR_EMBEDDINGS__BACKEND", "hnsw");
+        jail.set_env("CAIRN_STORAGE__VECTOR_EMBEDDINGS__EF_SEARCH", "50");
+        let config = load(None).unwrap();
+        let section = config.hnsw().expect("hnsw from the environment");
+        assert_eq!(section.hnsw_params().unwrap().ef_search, 50);
+        assert_eq!(section.path, None);
+        jail.set_env("CAIRN_STORAGE__VECTOR_EMBEDDINGS__M", "8");
         assert_eq!(load(None).unwrap_err().kind(), ErrorKind::Config);
         Ok(())
     });

@@ -10,7 +10,7 @@
 //! A store instance works on the tenant of the backend handle it was built from.
 //!
 //! What it is not: a query engine. Each store answers the reads its trait names, through
-//! ordered key ranges; the vector store scans exactly (an approximate index is separate work),
+//! ordered key ranges; the vector store scans exactly or, in [`HnswVectorStore`], walks an in-process HNSW index,
 //! and listings page with [`PageRequest`]. Limits: caller ids up to [`MAX_ID_BYTES`] bytes,
 //! pages up to [`MAX_PAGE_LIMIT`] items, and the key-value limits of `cairn-core`.
 //!
@@ -68,6 +68,7 @@ pub use procedural::{
 };
 pub use sessions::{GenericSessionStore, Session, SessionStore};
 pub use vectors::{
-    CollectionInfo, GenericVectorStore, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
+    CollectionInfo, GenericVectorStore, HnswParams, HnswVectorStore, Metric, SearchHit,
+    SearchRequest, VectorRecord, VectorStore,
 };
 pub use workflow::{GenericWorkflowStore, Workflow, WorkflowStatus, WorkflowStore};

@@ -28,7 +28,8 @@ const SWEEP_PAGE: usize = 1_000;
 ///
 /// Search reads every vector of the collection, page by page, verifies its checksum, scores it
 /// and keeps the best `k` in a bounded heap: one pass over the collection's bytes. `count`
-/// walks the collection's keys the same way. An in-process index is a later step.
+/// walks the collection's keys the same way. [`HnswVectorStore`](super::HnswVectorStore) is
+/// the approximate engine over the same keys.
 #[derive(Debug, Clone)]
 pub struct GenericVectorStore {
     backend: Arc<dyn StorageBackend>,
@@ -36,23 +37,23 @@ pub struct GenericVectorStore {
 
 /// The stored collection record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct CollectionRecord {
+pub(super) struct CollectionRecord {
     #[serde(flatten)]
-    info: CollectionInfo,
+    pub(super) info: CollectionInfo,
     /// Names this incarnation of the collection inside vector keys.
-    generation: String,
+    pub(super) generation: String,
 }
 
 /// A collection as read, with the exact bytes for use as a write precondition.
-#[derive(Debug)]
-struct Loaded {
-    key: Key,
-    bytes: Bytes,
-    record: CollectionRecord,
+#[derive(Debug, Clone)]
+pub(super) struct Loaded {
+    pub(super) key: Key,
+    pub(super) bytes: Bytes,
+    pub(super) record: CollectionRecord,
 }
 
 impl Loaded {
-    fn vector_key(&self, id: &str) -> Result<Key> {
+    pub(super) fn vector_key(&self, id: &str) -> Result<Key> {
         VectorKey::Vector {
             collection: &self.record.info.name,
             generation: &self.record.generation,
@@ -65,7 +66,11 @@ impl Loaded {
         VectorKey::vectors_prefix(&self.record.info.name, &self.record.generation)
     }
 
-    fn dimension(&self) -> usize {
+    pub(super) fn segments_prefix(&self) -> String {
+        VectorKey::segments_prefix(&self.record.info.name, &self.record.generation)
+    }
+
+    pub(super) fn dimension(&self) -> usize {
         self.record.info.dimension
     }
 }
@@ -76,7 +81,12 @@ impl GenericVectorStore {
         GenericVectorStore { backend }
     }
 
-    async fn load(&self, name: &str) -> Result<Option<Loaded>> {
+    /// The backend the store writes to.
+    pub(super) fn backend(&self) -> &Arc<dyn StorageBackend> {
+        &self.backend
+    }
+
+    pub(super) async fn load(&self, name: &str) -> Result<Option<Loaded>> {
         check_id("collection name", name)?;
         let key = VectorKey::Collection { name }.key()?;
         let Some(bytes) = self.backend.get(&key).await? else {
@@ -86,7 +96,7 @@ impl GenericVectorStore {
         Ok(Some(Loaded { key, bytes, record }))
     }
 
-    async fn load_required(&self, name: &str) -> Result<Loaded> {
+    pub(super) async fn load_required(&self, name: &str) -> Result<Loaded> {
         self.load(name).await?.ok_or_else(|| {
             Error::new(ErrorKind::NotFound, "vector collection does not exist")
                 .with_context("collection", name)
@@ -127,9 +137,22 @@ impl GenericVectorStore {
         Ok(settled(created)?.map(|()| record.info))
     }
 
-    /// Writes `records` (already validated) if the collection is still the one loaded.
+    /// Writes `records` (ids already checked) if the collection is still the one loaded.
     async fn try_write(&self, name: &str, records: &[VectorRecord]) -> Result<Option<()>> {
         let loaded = self.load_required(name).await?;
+        self.try_write_to(&loaded, records).await
+    }
+
+    /// Writes `records` (ids already checked) if the collection is still `loaded`; `None` when
+    /// it changed meanwhile.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a vector [`check_vector`] rejects; the backend's errors.
+    pub(super) async fn try_write_to(
+        &self,
+        loaded: &Loaded,
+        records: &[VectorRecord],
+    ) -> Result<Option<()>> {
         let mut batch = WriteBatch::new().check(loaded.key.clone(), Some(loaded.bytes.clone()));
         for record in records {
             check_vector(
@@ -144,7 +167,8 @@ impl GenericVectorStore {
         settled(self.backend.write_batch(batch).await)
     }
 
-    async fn sweep(&self, prefix: &str) -> Result<()> {
+    /// Deletes every key under `prefix`, page by page.
+    pub(super) async fn sweep(&self, prefix: &str) -> Result<()> {
         loop {
             let page = self.backend.scan(prefix, None, SWEEP_PAGE).await?;
             let keys: Vec<Key> = page.entries.into_iter().map(|(key, _)| key).collect();
@@ -155,7 +179,37 @@ impl GenericVectorStore {
         }
     }
 
-    async fn scan_top_k(&self, loaded: &Loaded, request: SearchRequest) -> Result<TopK> {
+    /// Calls `visit` with the id and verified stored form of every vector of `loaded`, in key
+    /// order.
+    ///
+    /// # Errors
+    /// `Corruption` when a stored vector fails its integrity check; the first error of
+    /// `visit`; the backend's errors.
+    pub(super) async fn for_each_vector(
+        &self,
+        loaded: &Loaded,
+        mut visit: impl FnMut(String, StoredVector<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let prefix = loaded.vectors_prefix();
+        let mut after: Option<Key> = None;
+        loop {
+            let page = self
+                .backend
+                .scan(&prefix, after.as_ref(), MAX_SCAN_LIMIT)
+                .await?;
+            for (key, value) in &page.entries {
+                let stored = StoredVector::decode(value, loaded.dimension())
+                    .map_err(|e| e.with_context("key", key))?;
+                visit(id_of(key)?, stored)?;
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn scan_top_k(&self, loaded: &Loaded, request: SearchRequest) -> Result<TopK<Bytes>> {
         let prefix = loaded.vectors_prefix();
         let query = Query::new(request.vector, loaded.record.info.metric);
         let mut scanner = Scanner {
@@ -190,7 +244,7 @@ struct Scanner<'a> {
     /// The worst acceptable rank, from `min_score`.
     threshold: Option<f32>,
     dimension: usize,
-    top: TopK,
+    top: TopK<Bytes>,
     /// Reused for every vector's components.
     buffer: Vec<f32>,
 }
@@ -212,13 +266,14 @@ impl Scanner<'_> {
             rank,
             score,
             id: id_of(&key)?,
-            value,
+            payload: value,
         });
         Ok(())
     }
 }
 
-fn matches(metadata: &Metadata, filter: &Metadata) -> bool {
+/// Whether `metadata` holds every pair of `filter` with an equal value.
+pub(super) fn matches(metadata: &Metadata, filter: &Metadata) -> bool {
     filter
         .iter()
         .all(|(name, wanted)| metadata.get(name) == Some(wanted))
@@ -228,8 +283,8 @@ fn id_of(key: &Key) -> Result<String> {
     unescape_id(key.as_str().rsplit('/').next().unwrap_or_default())
 }
 
-fn hit(candidate: Candidate, dimension: usize) -> Result<SearchHit> {
-    let metadata = StoredVector::decode(&candidate.value, dimension)?.metadata()?;
+fn hit(candidate: Candidate<Bytes>, dimension: usize) -> Result<SearchHit> {
+    let metadata = StoredVector::decode(&candidate.payload, dimension)?.metadata()?;
     Ok(SearchHit {
         id: candidate.id,
         score: candidate.score,
@@ -270,7 +325,11 @@ impl VectorStore for GenericVectorStore {
         })
         .await?;
         match deleted {
-            Some(loaded) => self.sweep(&loaded.vectors_prefix()).await.map(|()| true),
+            Some(loaded) => {
+                self.sweep(&loaded.vectors_prefix()).await?;
+                self.sweep(&loaded.segments_prefix()).await?;
+                Ok(true)
+            }
             None => Ok(false),
         }
     }

@@ -1,10 +1,11 @@
-//! The exact-scan kernel: scoring one stored vector against the query, and the bounded
-//! top-k heap.
+//! The exact-scan kernel: scoring vectors against the query, and the bounded top-k heap.
+//!
+//! The loops run over `LANES` independent accumulators so the compiler vectorises them, and
+//! nothing allocates per scored vector: callers keep vectors in contiguous `f32` storage (the
+//! HNSW engine's segments and buffer) or decode into one reused buffer (the generic store).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-
-use cairn_core::Bytes;
 
 use super::Metric;
 
@@ -49,9 +50,15 @@ impl Query {
             Metric::Cosine | Metric::Dot => score,
         }
     }
+
+    /// Turns a rank back into the score it came from.
+    pub(crate) fn score_of_rank(&self, rank: f32) -> f32 {
+        self.rank(rank)
+    }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// The dot product of two equally long vectors.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = a_chunks
@@ -89,7 +96,8 @@ fn dot_and_squared_norm(query: &[f32], v: &[f32]) -> (f32, f32) {
     )
 }
 
-fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+/// The squared Euclidean distance of two equally long vectors.
+pub(crate) fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = a_chunks
@@ -107,22 +115,23 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// A vector kept by the top-k heap, with its stored value for the metadata.
+/// A vector kept by the top-k heap, with what the store needs to turn it into a hit (the
+/// stored value, or where the vector lives in memory).
 #[derive(Debug)]
-pub(crate) struct Candidate {
+pub(crate) struct Candidate<T> {
     /// Higher is better.
     pub(crate) rank: f32,
     /// The score reported to the caller.
     pub(crate) score: f32,
     /// The vector's id.
     pub(crate) id: String,
-    /// The stored value.
-    pub(crate) value: Bytes,
+    /// The store's handle on the vector.
+    pub(crate) payload: T,
 }
 
-impl Candidate {
+impl<T> Candidate<T> {
     /// Better first: higher rank, then smaller id.
-    fn better_first(&self, other: &Candidate) -> Ordering {
+    fn better_first(&self, other: &Candidate<T>) -> Ordering {
         other
             .rank
             .total_cmp(&self.rank)
@@ -130,21 +139,21 @@ impl Candidate {
     }
 }
 
-impl PartialEq for Candidate {
+impl<T> PartialEq for Candidate<T> {
     fn eq(&self, other: &Self) -> bool {
         self.better_first(other) == Ordering::Equal
     }
 }
 
-impl Eq for Candidate {}
+impl<T> Eq for Candidate<T> {}
 
-impl PartialOrd for Candidate {
+impl<T> PartialOrd for Candidate<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Candidate {
+impl<T> Ord for Candidate<T> {
     /// The worse candidate is the greater one, so the heap's top is the worst kept.
     fn cmp(&self, other: &Self) -> Ordering {
         self.better_first(other)
@@ -153,14 +162,14 @@ impl Ord for Candidate {
 
 /// The best `k` candidates seen so far.
 #[derive(Debug)]
-pub(crate) struct TopK {
+pub(crate) struct TopK<T> {
     k: usize,
-    heap: BinaryHeap<Candidate>,
+    heap: BinaryHeap<Candidate<T>>,
 }
 
-impl TopK {
+impl<T> TopK<T> {
     /// An empty selection of at most `k` candidates.
-    pub(crate) fn new(k: usize) -> TopK {
+    pub(crate) fn new(k: usize) -> TopK<T> {
         TopK {
             k,
             heap: BinaryHeap::with_capacity(k.min(1024) + 1),
@@ -177,7 +186,7 @@ impl TopK {
     }
 
     /// Keeps `candidate` if it is among the best `k` seen.
-    pub(crate) fn offer(&mut self, candidate: Candidate) {
+    pub(crate) fn offer(&mut self, candidate: Candidate<T>) {
         if self.heap.len() < self.k {
             self.heap.push(candidate);
             return;
@@ -190,7 +199,7 @@ impl TopK {
     }
 
     /// The kept candidates, best first.
-    pub(crate) fn into_sorted(self) -> Vec<Candidate> {
+    pub(crate) fn into_sorted(self) -> Vec<Candidate<T>> {
         self.heap.into_sorted_vec()
     }
 }
@@ -199,12 +208,12 @@ impl TopK {
 mod tests {
     use super::*;
 
-    fn candidate(rank: f32, id: &str) -> Candidate {
+    fn candidate(rank: f32, id: &str) -> Candidate<()> {
         Candidate {
             rank,
             score: rank,
             id: id.to_owned(),
-            value: Bytes::new(),
+            payload: (),
         }
     }
 

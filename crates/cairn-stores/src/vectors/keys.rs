@@ -3,7 +3,12 @@
 //! ```text
 //! vec/c/<collection>                        collection record (versioned JSON)
 //! vec/v/<collection>/<generation>/<id>      one vector (versioned binary, see the codec)
+//! vec/s/<collection>/<generation>/<segment>/<chunk>   one chunk of a sealed HNSW segment
+//! vec/s/<collection>/<generation>/<segment>/m         that segment's manifest (versioned JSON)
 //! ```
+//!
+//! Segments are written only by the HNSW engine, as a cache of its index: the vectors stay the
+//! source of truth, and a segment that is missing, damaged or stale is rebuilt from them.
 //!
 //! The generation is a fresh id per created collection, so the vectors of a deleted
 //! collection are never seen by a later collection of the same name, even before they are
@@ -32,6 +37,26 @@ pub enum VectorKey<'a> {
         /// The vector's id.
         id: &'a str,
     },
+    /// The manifest of one sealed HNSW segment.
+    SegmentManifest {
+        /// The collection's name.
+        collection: &'a str,
+        /// The collection's generation.
+        generation: &'a str,
+        /// The segment's number, unique within the generation.
+        segment: u64,
+    },
+    /// One chunk of a sealed HNSW segment's payload.
+    SegmentChunk {
+        /// The collection's name.
+        collection: &'a str,
+        /// The collection's generation.
+        generation: &'a str,
+        /// The segment's number.
+        segment: u64,
+        /// The chunk's position in the payload.
+        chunk: u64,
+    },
 }
 
 impl VectorKey<'_> {
@@ -47,7 +72,34 @@ impl VectorKey<'_> {
                 generation,
                 id,
             } => vectors_path(collection, generation).id(id).key(),
+            VectorKey::SegmentManifest {
+                collection,
+                generation,
+                segment,
+            } => segments_path(collection, generation)
+                .u64(segment)
+                .name("m")
+                .key(),
+            VectorKey::SegmentChunk {
+                collection,
+                generation,
+                segment,
+                chunk,
+            } => segments_path(collection, generation)
+                .u64(segment)
+                .u64(chunk)
+                .key(),
         }
+    }
+
+    /// The prefix of every key of one HNSW segment.
+    pub fn segment_prefix(collection: &str, generation: &str, segment: u64) -> String {
+        segments_path(collection, generation).u64(segment).prefix()
+    }
+
+    /// The prefix of every HNSW segment key of one generation of a collection.
+    pub fn segments_prefix(collection: &str, generation: &str) -> String {
+        segments_path(collection, generation).prefix()
     }
 
     /// The prefix of every vector of one generation of a collection.
@@ -63,4 +115,8 @@ impl VectorKey<'_> {
 
 fn vectors_path(collection: &str, generation: &str) -> KeyPath {
     KeyPath::new(SCOPE).name("v").id(collection).id(generation)
+}
+
+fn segments_path(collection: &str, generation: &str) -> KeyPath {
+    KeyPath::new(SCOPE).name("s").id(collection).id(generation)
 }

@@ -1,5 +1,6 @@
 //! Vector embeddings: named collections of fixed-dimension `f32` vectors with metadata, and
-//! exact top-k search by cosine similarity, Euclidean (L2) distance or dot product.
+//! top-k search by cosine similarity, Euclidean (L2) distance or dot product: exact in
+//! [`GenericVectorStore`], approximate (HNSW) with exact re-scoring in [`HnswVectorStore`].
 //!
 //! # Score convention
 //! Every [`SearchHit::score`] is the natural measure of its collection's [`Metric`]:
@@ -12,6 +13,7 @@
 
 mod codec;
 mod generic;
+mod hnsw;
 mod kernel;
 pub mod keys;
 
@@ -22,6 +24,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use generic::GenericVectorStore;
+pub use hnsw::{HnswParams, HnswVectorStore};
 
 /// Largest vector dimension a collection may have.
 pub const MAX_DIMENSION: usize = 16_000;
@@ -92,6 +95,10 @@ pub struct SearchRequest {
     /// generic store, PostgreSQL collections without an index) ignore it.
     #[serde(default)]
     pub ef_search: Option<usize>,
+    /// Search exactly: score every vector instead of walking an approximate index (slower,
+    /// recall 1). Stores that always search exactly ignore it.
+    #[serde(default)]
+    pub exact: bool,
 }
 
 impl SearchRequest {
@@ -103,6 +110,7 @@ impl SearchRequest {
             filter: Metadata::new(),
             min_score: None,
             ef_search: None,
+            exact: false,
         }
     }
 

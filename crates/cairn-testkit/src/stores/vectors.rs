@@ -470,6 +470,189 @@ pub async fn concurrent_upserts_all_land(store: Arc<dyn VectorStore>) {
     assert_eq!(store.count("c").await.unwrap(), 50);
 }
 
+/// A deterministic pseudo-random vector of `dimension` components in `[-1, 1)`.
+fn pseudo_vector(seed: u64, dimension: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..dimension)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+async fn nearest(store: &Arc<dyn VectorStore>, query: Vec<f32>, k: usize) -> Vec<String> {
+    search_ids_in(store, "c", query, k).await
+}
+
+/// A vector is found by a search issued right after its upsert returned, every time, while
+/// the collection keeps growing (an approximate store seals in the background meanwhile).
+pub async fn insert_then_search_sees_it(store: Arc<dyn VectorStore>) {
+    store
+        .create_collection("c", 16, Metric::Cosine)
+        .await
+        .unwrap();
+    for i in 0..400u64 {
+        let vector = pseudo_vector(i, 16);
+        let id = format!("v{i}");
+        store
+            .upsert("c", &id, vector.clone(), meta(json!({ "i": i })))
+            .await
+            .unwrap();
+        let hits = store
+            .search("c", SearchRequest::new(vector, 1))
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 1, "after {id}");
+        assert_eq!(hits[0].id, id);
+        assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
+        assert_eq!(hits[0].metadata, meta(json!({ "i": i })));
+    }
+    assert_eq!(store.count("c").await.unwrap(), 400);
+}
+
+/// A deleted vector never comes back from a search issued after the delete returned, not even
+/// when the query is the deleted vector itself.
+pub async fn delete_then_search_never_returns_it(store: Arc<dyn VectorStore>) {
+    store.create_collection("c", 16, Metric::L2).await.unwrap();
+    let records = (0..600u64)
+        .map(|i| record(&format!("v{i}"), &pseudo_vector(i, 16), json!({})))
+        .collect();
+    store.upsert_batch("c", records).await.unwrap();
+    for i in (0..600u64).step_by(3) {
+        let id = format!("v{i}");
+        assert!(store.delete("c", &id).await.unwrap());
+        let hits = nearest(&store, pseudo_vector(i, 16), 10).await;
+        assert_eq!(hits.len(), 10);
+        assert!(!hits.contains(&id), "{id} in {hits:?}");
+    }
+    assert_eq!(store.count("c").await.unwrap(), 400);
+    for i in 0..600u64 {
+        let kept = store.get("c", &format!("v{i}")).await.unwrap().is_some();
+        assert_eq!(kept, i % 3 != 0, "v{i}");
+    }
+}
+
+/// Upserting an existing id moves its vector: searches find it at the new place only, with
+/// the new metadata.
+pub async fn update_moves_a_vector(store: Arc<dyn VectorStore>) {
+    store
+        .create_collection("c", 16, Metric::Cosine)
+        .await
+        .unwrap();
+    let records = (0..300u64)
+        .map(|i| record(&format!("v{i}"), &pseudo_vector(i, 16), json!({"v": 1})))
+        .collect();
+    store.upsert_batch("c", records).await.unwrap();
+    let far: Vec<f32> = (0..16).map(|d| if d == 0 { 50.0 } else { 0.0 }).collect();
+    let old = pseudo_vector(42, 16);
+    let before = nearest(&store, old.clone(), 1).await;
+    assert_eq!(before, ["v42"]);
+    store
+        .upsert("c", "v42", far.clone(), meta(json!({"v": 2})))
+        .await
+        .unwrap();
+    let hits = store.search("c", SearchRequest::new(far, 1)).await.unwrap();
+    assert_eq!(hits[0].id, "v42");
+    assert_eq!(hits[0].metadata, meta(json!({"v": 2})));
+    let mut at_old = SearchRequest::new(old, 5);
+    at_old.filter = meta(json!({"v": 1}));
+    let ids: Vec<String> = store
+        .search("c", at_old)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|hit| hit.id)
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(!ids.contains(&"v42".to_owned()), "{ids:?}");
+    assert_eq!(store.count("c").await.unwrap(), 300);
+}
+
+/// Many tasks insert, search and delete at once: each sees its own acknowledged inserts and
+/// never its own acknowledged deletes, and the end state is exactly the surviving ids.
+pub async fn concurrent_insert_search_delete(store: Arc<dyn VectorStore>) {
+    store
+        .create_collection("c", 16, Metric::Cosine)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8u64)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..60u64 {
+                    let seed = task * 1_000 + i;
+                    let id = format!("t{task}-{i}");
+                    let vector = pseudo_vector(seed, 16);
+                    store
+                        .upsert("c", &id, vector.clone(), meta(json!({ "task": task })))
+                        .await
+                        .unwrap();
+                    let hits = nearest(&store, vector.clone(), 3).await;
+                    assert_eq!(hits.first(), Some(&id), "insert of {id} not seen");
+                    if i % 2 == 1 {
+                        assert!(store.delete("c", &id).await.unwrap());
+                        let hits = nearest(&store, vector, 10).await;
+                        assert!(!hits.contains(&id), "deleted {id} returned");
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap();
+    }
+    assert_eq!(store.count("c").await.unwrap(), 8 * 30);
+    for task in 0..8 {
+        for i in 0..60 {
+            let kept = store.get("c", &format!("t{task}-{i}")).await.unwrap();
+            assert_eq!(kept.is_some(), i % 2 == 0, "t{task}-{i}");
+        }
+    }
+}
+
+/// A vector of the wrong dimension or with NaN is rejected with `InvalidInput` in every write
+/// and query path of a populated collection, and nothing changes.
+pub async fn dimension_mismatch_and_nan_are_rejected(store: Arc<dyn VectorStore>) {
+    store.create_collection("c", 16, Metric::L2).await.unwrap();
+    let records = (0..200u64)
+        .map(|i| record(&format!("v{i}"), &pseudo_vector(i, 16), json!({})))
+        .collect();
+    store.upsert_batch("c", records).await.unwrap();
+    let mut nan = pseudo_vector(3, 16);
+    nan[9] = f32::NAN;
+    for (what, vector) in [
+        ("short", pseudo_vector(1, 15)),
+        ("long", pseudo_vector(1, 17)),
+        ("nan", nan),
+    ] {
+        let err = store
+            .upsert("c", "v1", vector.clone(), Metadata::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+        let batch = vec![
+            record("fresh", &pseudo_vector(9, 16), json!({})),
+            record("v2", &vector, json!({})),
+        ];
+        let err = store.upsert_batch("c", batch).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+        for exact in [false, true] {
+            let mut request = SearchRequest::new(vector.clone(), 3);
+            request.exact = exact;
+            let err = store.search("c", request).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+        }
+    }
+    assert_eq!(store.count("c").await.unwrap(), 200);
+    assert_eq!(store.get("c", "fresh").await.unwrap(), None);
+    let v1 = store.get("c", "v1").await.unwrap().expect("v1 kept");
+    assert_eq!(v1.vector, pseudo_vector(1, 16));
+    assert_eq!(nearest(&store, pseudo_vector(1, 16), 1).await, ["v1"]);
+}
+
 /// Tenants never see each other's collections or vectors.
 pub async fn tenants_are_isolated(store: Arc<dyn VectorStore>, other: Arc<dyn VectorStore>) {
     store
@@ -598,6 +781,11 @@ macro_rules! vectors_suite {
             bad_input_is_rejected_and_changes_nothing,
             hostile_ids_round_trip,
             concurrent_upserts_all_land,
+            insert_then_search_sees_it,
+            delete_then_search_never_returns_it,
+            update_moves_a_vector,
+            concurrent_insert_search_delete,
+            dimension_mismatch_and_nan_are_rejected,
         );
         $crate::__store_cases!(pair vectors, $factory; tenants_are_isolated);
     };
