@@ -46,8 +46,9 @@ const HALFVEC_MAX: f32 = 65_504.0;
 /// - Dimensions 2001 to 4000 (3072 among them): the same, through an HNSW index on
 ///   `embedding::halfvec(N)`; the candidates are re-ranked by the exact `vector` distance.
 ///   Components must lie within ±65504 (the `halfvec` range).
-/// - Dimensions 4001 to 16000: an exact scan of the collection's rows, ordered by distance
-///   and id (pgvector indexes at most 4000 dimensions).
+/// - Dimensions 4001 to 16000, and any search with [`SearchRequest::exact`]: an exact scan of
+///   the collection's rows, ordered by distance and id (pgvector indexes at most 4000
+///   dimensions; the exact statement names no metric, so no partial HNSW index applies).
 ///
 /// Each dimension has its own table, created (with its indexes and row-level security) in the
 /// transaction of the first `create_collection` of that dimension, safely under concurrency.
@@ -252,7 +253,7 @@ WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
     /// candidates taken from the index. An empty filter leaves the filter out of the
     /// statement: the planner estimates any `@>` as selective, which would make it prefer an
     /// exact scan of the collection to the HNSW index.
-    pub(super) fn search(table: Table, metric: Metric, filtered: bool) -> String {
+    pub(super) fn search(table: Table, index: Index, metric: Metric, filtered: bool) -> String {
         let t = table.name();
         let v = table.vector_type();
         let op = operator(metric);
@@ -262,7 +263,7 @@ WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
         } else {
             (String::new(), "$4", "$5")
         };
-        match table.index() {
+        match index {
             Index::None => format!(
                 "SELECT e.id, e.embedding {op} $3::real[]::{v} AS distance, e.metadata
 FROM {t} e
@@ -488,10 +489,16 @@ impl PostgresVectorStore {
         let k = i64::try_from(request.k).unwrap_or(i64::MAX);
         let candidates = i64::try_from(request.k.max(ef_search)).unwrap_or(i64::MAX);
         let filtered = !request.filter.is_empty();
+        // The exact statement names no metric, so no (partial) HNSW index applies to it.
+        let index = if request.exact {
+            Index::None
+        } else {
+            table.index()
+        };
         let filter = Value::Object(request.filter);
         let conn = self.backend.conn(OP).await?;
         let settings = conn.statement(sql::HNSW_SETTINGS, OP).await?;
-        let text = sql::search(table, metric, filtered);
+        let text = sql::search(table, index, metric, filtered);
         let text = if explain {
             format!("EXPLAIN {text}")
         } else {
@@ -507,12 +514,12 @@ impl PostgresVectorStore {
             params.push(&filter);
         }
         params.push(&k);
-        if table.index() != Index::None {
+        if index != Index::None {
             params.push(&candidates);
         }
         let rows = conn
             .run(self.backend.tenant_id(), OP, async {
-                if table.index() == Index::None {
+                if index == Index::None {
                     return client.query(&stmt, &params).await;
                 }
                 let (set, rows) = futures::join!(
@@ -736,20 +743,22 @@ mod tests {
 
     #[test]
     fn search_statements_name_the_metric_and_operator() {
-        let text = sql::search(Table::for_dimension(3072), Metric::Dot, true);
+        let wide = Table::for_dimension(3072);
+        let text = sql::search(wide, wide.index(), Metric::Dot, true);
         assert!(text.contains("e.metric = 'dot'"), "{text}");
         assert!(text.contains("halfvec(3072)) <#>"), "{text}");
         assert!(
             text.contains("@> $4::jsonb") && text.contains("LIMIT $6"),
             "{text}"
         );
-        let unfiltered = sql::search(Table::for_dimension(384), Metric::Cosine, false);
+        let small = Table::for_dimension(384);
+        let unfiltered = sql::search(small, small.index(), Metric::Cosine, false);
         assert!(!unfiltered.contains("jsonb"), "{unfiltered}");
         assert!(
             unfiltered.contains("LIMIT $5") && !unfiltered.contains("$6"),
             "{unfiltered}"
         );
-        let exact = sql::search(Table::for_dimension(5000), Metric::L2, false);
+        let exact = sql::search(Table::for_dimension(5000), Index::None, Metric::L2, false);
         assert!(!exact.contains("metric ="), "{exact}");
         assert!(
             exact.contains("vector(5000)") && exact.contains("LIMIT $4"),

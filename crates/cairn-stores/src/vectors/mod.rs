@@ -96,7 +96,8 @@ pub struct SearchRequest {
     #[serde(default)]
     pub ef_search: Option<usize>,
     /// Search exactly: score every vector instead of walking an approximate index (slower,
-    /// recall 1). Stores that always search exactly ignore it.
+    /// recall 1). The HNSW engine and PostgreSQL honour it; stores that always search exactly
+    /// (the generic store) need nothing more.
     #[serde(default)]
     pub exact: bool,
 }
