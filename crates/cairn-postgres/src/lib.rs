@@ -69,6 +69,6 @@ pub use backend::{MAX_STATEMENT_PAYLOAD_BYTES, PostgresBackend};
 pub use config::PostgresConfig;
 pub use migrate::{MigrationReport, MigrationState, MigrationStatus, migrate_up, migration_status};
 pub use stores::{
-    PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore,
+    PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore, PostgresGraphStore,
     PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH,
 };

@@ -41,11 +41,12 @@ macro_rules! embedded {
 }
 
 /// Every migration this build knows, in version order.
-const EMBEDDED: [(&str, &str); 4] = embedded![
+const EMBEDDED: [(&str, &str); 5] = embedded![
     "0001_kv_store.sql",
     "0002_vectors_events.sql",
     "0003_sessions_hooks.sql",
     "0004_episodic_agent_state.sql",
+    "0005_graph.sql",
 ];
 
 /// The SHA-256 of a migration file.

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use cairn_postgres::{
     PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore,
+    PostgresGraphStore, PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore,
 };
 use cairn_stores::agent_state::AgentStateStore;
 use cairn_stores::episodic::EpisodicStore;
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, TypePattern};
+use cairn_stores::graph::GraphStore;
 use cairn_stores::hooks::HookHistoryStore;
 use cairn_stores::sessions::SessionStore;
 use cairn_stores::vectors::{Metric, SearchRequest, VectorRecord, VectorStore};
@@ -74,6 +75,14 @@ mod sessions {
 
 mod hooks {
     cairn_testkit::hooks_suite!(super::hook_stores);
+}
+
+async fn graph_stores() -> (Arc<dyn GraphStore>, Arc<dyn GraphStore>) {
+    pair::<dyn GraphStore>(|b| Arc::new(PostgresGraphStore::new(b))).await
+}
+
+mod graph {
+    cairn_testkit::graph_suite!(super::graph_stores);
 }
 
 /// A deterministic pseudo-random unit-scale vector.

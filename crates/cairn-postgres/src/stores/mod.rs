@@ -14,6 +14,7 @@
 mod agent_state;
 mod episodic;
 mod event_log;
+mod graph;
 mod hooks;
 mod sessions;
 mod timestamps;
@@ -32,6 +33,7 @@ pub use agent_state::PostgresAgentStateStore;
 pub use episodic::PostgresEpisodicStore;
 pub(crate) use event_log::EnsuredMonths;
 pub use event_log::PostgresEventLogStore;
+pub use graph::PostgresGraphStore;
 pub use hooks::PostgresHookHistoryStore;
 pub use sessions::PostgresSessionStore;
 pub use vectors::{PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH};

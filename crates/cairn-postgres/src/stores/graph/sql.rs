@@ -1,0 +1,401 @@
+//! Every statement and fragment of the graph store. `$1` is always the tenant id. Fragments
+//! with `{i}` placeholders are assembled by [`QuerySql`](crate::stores::QuerySql), which turns
+//! each into a parameter; no caller text is ever spliced in.
+//!
+//! Writes (`$2` the id, `$3`/`$4` the client's clock in microseconds and nanoseconds) are one
+//! statement each, run right after [`LOCK_ENTITY`] or [`LOCK_RELATIONSHIP`] in the same
+//! transaction. Their CTEs: `cur`, the current version; `stamp`, the time of the write (the
+//! clock, but never before `cur` was recorded, so transaction time never runs backwards within
+//! an id); `next`, the version to record, empty when a check fails; `closed`, which sets
+//! `cur`'s transaction end to `stamp`; `inserted`, which inserts `next` once `closed` has run
+//! (it reads `closed`'s row count first, so the old version has left the unique index of
+//! current versions before the new one enters it).
+
+/// The columns [`entity_from`](super::rows::entity_from) reads, in order, on table alias
+/// `$t` (`""` or `"e."`).
+macro_rules! entity_columns {
+    ($t:literal) => {
+        concat!(
+            $t, "id, ", $t, "version, ", $t, "entity_type, ", $t, "name, ",
+            $t, "properties, ", time_columns!($t)
+        )
+    };
+}
+
+/// The columns [`relationship_from`](super::rows::relationship_from) reads, in order.
+macro_rules! relationship_columns {
+    ($t:literal) => {
+        concat!(
+            $t, "id, ", $t, "version, ", $t, "from_id, ", $t, "to_id, ", $t,
+            "relation_type, ", $t, "properties, ", time_columns!($t)
+        )
+    };
+}
+
+/// The eight columns of both time axes, as [`bitemporal`](super::rows::bitemporal) reads them.
+macro_rules! time_columns {
+    ($t:literal) => {
+        concat!(
+            $t, "valid_from, ", $t, "valid_from_ns, ", $t, "valid_to, ", $t, "valid_to_ns, ",
+            $t, "recorded_at, ", $t, "recorded_ns, ", $t, "superseded_at, ", $t,
+            "superseded_ns"
+        )
+    };
+}
+
+/// Valid at `{0}` (microseconds) `{1}` (nanoseconds), on alias `$t`: the range narrows the
+/// candidates (indexable), the pairs decide exactly.
+macro_rules! valid_at {
+    ($t:literal) => {
+        concat!(
+            " AND ", $t, ".valid_range @> {0}::timestamptz",
+            " AND (", $t, ".valid_from, ", $t, ".valid_from_ns) <= ({0}::timestamptz, {1}::int2)",
+            " AND (", $t, ".valid_to IS NULL OR (", $t, ".valid_to, ", $t,
+            ".valid_to_ns) > ({0}::timestamptz, {1}::int2))"
+        )
+    };
+}
+
+/// The current view on alias `$t`: the version with an open transaction end (the partial
+/// unique index), if it is valid at `{0}`, `{1}` (now).
+macro_rules! current_view {
+    ($t:literal) => {
+        concat!(" AND ", $t, ".superseded_at IS NULL", valid_at!($t))
+    };
+}
+
+/// The as-of view on alias `$t`: valid at `{0}`, `{1}` and known at `{2}`, `{3}`.
+macro_rules! as_of_view {
+    ($t:literal) => {
+        concat!(
+            valid_at!($t),
+            " AND ", $t, ".known_range @> {2}::timestamptz",
+            " AND (", $t, ".recorded_at, ", $t, ".recorded_ns) <= ({2}::timestamptz, {3}::int2)",
+            " AND (", $t, ".superseded_at IS NULL OR (", $t, ".superseded_at, ", $t,
+            ".superseded_ns) > ({2}::timestamptz, {3}::int2))"
+        )
+    };
+}
+
+/// The view fragments for entities (alias `e`): current, as of.
+pub(super) const ENTITY_VIEW: [&str; 2] = [current_view!("e"), as_of_view!("e")];
+/// The view fragments for relationships (alias `r`): current, as of.
+pub(super) const RELATIONSHIP_VIEW: [&str; 2] = [current_view!("r"), as_of_view!("r")];
+
+/// Serialises the writers of one entity id until the transaction ends (`$1` tenant, `$2`
+/// id). The key is a 64-bit hash of the table, the tenant (length-prefixed) and the id; two
+/// ids sharing a hash only wait for each other.
+pub(super) const LOCK_ENTITY: &str = "SELECT pg_advisory_xact_lock(hashtextextended(\
+concat_ws('/', 'graph_entities', length($1::text), $1::text, $2::text), 0))";
+
+/// [`LOCK_ENTITY`] for relationship ids.
+pub(super) const LOCK_RELATIONSHIP: &str = "SELECT pg_advisory_xact_lock(hashtextextended(\
+concat_ws('/', 'graph_relationships', length($1::text), $1::text, $2::text), 0))";
+
+/// The `cur` and `stamp` CTEs of a write to `$table`.
+macro_rules! write_head {
+    ($table:literal) => {
+        concat!(
+            "WITH cur AS (
+    SELECT * FROM ", $table, " WHERE tenant_id = $1 AND id = $2 AND superseded_at IS NULL
+),
+stamp AS (
+    SELECT t.at, t.ns FROM (
+        SELECT $3::timestamptz, $4::int2
+        UNION ALL SELECT recorded_at, recorded_ns FROM cur
+    ) t (at, ns)
+    ORDER BY t.at DESC, t.ns DESC LIMIT 1
+),"
+        )
+    };
+}
+
+/// The `closed` and `inserted` CTEs of a write to `$table`, `next` holding the inserted
+/// `$columns` in order; `inserted` returns `$returning`.
+macro_rules! write_tail {
+    ($table:literal, $columns:expr, $returning:expr) => {
+        concat!(
+            "
+closed AS (
+    UPDATE ", $table, " t SET superseded_at = next.recorded_at, superseded_ns = next.recorded_ns
+    FROM next WHERE t.tenant_id = $1 AND t.id = $2 AND t.superseded_at IS NULL
+    RETURNING t.version
+),
+inserted AS (
+    INSERT INTO ", $table, " (", $columns, ")
+    SELECT next.* FROM next, (SELECT count(*) FROM closed) closed_first
+    RETURNING ", $returning, "
+)"
+        )
+    };
+}
+
+/// Keeps a version `n` only if its validity interval is not empty.
+macro_rules! interval_ok {
+    () => {
+        "WHERE n.valid_to IS NULL OR (n.valid_to, n.valid_to_ns) > (n.valid_from, n.valid_from_ns)"
+    };
+}
+
+macro_rules! entity_insert_columns {
+    () => {
+        "tenant_id, id, version, entity_type, name, properties, valid_from, valid_from_ns, \
+         valid_to, valid_to_ns, recorded_at, recorded_ns"
+    };
+}
+
+macro_rules! relationship_insert_columns {
+    () => {
+        "tenant_id, id, version, from_id, to_id, relation_type, properties, valid_from, \
+         valid_from_ns, valid_to, valid_to_ns, recorded_at, recorded_ns"
+    };
+}
+
+/// `$5` type, `$6` name, `$7` properties (merged over `cur`'s, input keys winning), `$8`/`$9`
+/// valid_from (NULL: the time of the write), `$10`/`$11` valid_to (NULL: open). Returns the
+/// new version; no row when valid_to is not after the defaulted valid_from.
+pub(super) const UPSERT_ENTITY: &str = concat!(
+    write_head!("graph_entities"),
+    "
+next AS (
+    SELECT n.* FROM (
+        SELECT $1::text, $2::text, coalesce((SELECT version FROM cur), 0) + 1, $5::text,
+            $6::text, coalesce((SELECT properties FROM cur), '{}') || $7::jsonb,
+            coalesce($8::timestamptz, stamp.at),
+            CASE WHEN $8::timestamptz IS NULL THEN stamp.ns ELSE $9::int2 END,
+            $10::timestamptz, $11::int2, stamp.at, stamp.ns
+        FROM stamp
+    ) n (",
+    entity_insert_columns!(),
+    ")
+    ",
+    interval_ok!(),
+    "
+),",
+    write_tail!(
+        "graph_entities",
+        entity_insert_columns!(),
+        entity_columns!("")
+    ),
+    "
+SELECT * FROM inserted"
+);
+
+/// `$5`/`$6` valid_to. Returns one row: whether the id has a current version, then the new
+/// version's columns (NULL when nothing was written).
+pub(super) const CLOSE_ENTITY: &str = concat!(
+    write_head!("graph_entities"),
+    "
+next AS (
+    SELECT n.* FROM (
+        SELECT $1::text, $2::text, cur.version + 1, cur.entity_type, cur.name, cur.properties,
+            cur.valid_from, cur.valid_from_ns, $5::timestamptz, $6::int2, stamp.at, stamp.ns
+        FROM cur, stamp
+    ) n (",
+    entity_insert_columns!(),
+    ")
+    ",
+    interval_ok!(),
+    "
+),",
+    write_tail!(
+        "graph_entities",
+        entity_insert_columns!(),
+        entity_columns!("")
+    ),
+    "
+SELECT EXISTS (SELECT 1 FROM cur), inserted.* FROM (SELECT 1) one LEFT JOIN inserted ON true"
+);
+
+/// `$5` from, `$6` to, `$7` type, `$8` properties, `$9`/`$10` valid_from, `$11`/`$12`
+/// valid_to. Returns one row: whether `from` and `to` exist as entities, whether an existing
+/// relationship has the same ends and type, then the new version's columns (NULL when nothing
+/// was written).
+pub(super) const UPSERT_RELATIONSHIP: &str = concat!(
+    write_head!("graph_relationships"),
+    "
+checks AS (
+    SELECT
+        EXISTS (SELECT 1 FROM graph_entities WHERE tenant_id = $1 AND id = $5::text) AS from_found,
+        EXISTS (SELECT 1 FROM graph_entities WHERE tenant_id = $1 AND id = $6::text) AS to_found,
+        NOT EXISTS (
+            SELECT 1 FROM cur
+            WHERE (from_id, to_id, relation_type) IS DISTINCT FROM ($5::text, $6::text, $7::text)
+        ) AS same_ends
+),
+next AS (
+    SELECT n.* FROM (
+        SELECT $1::text, $2::text, coalesce((SELECT version FROM cur), 0) + 1, $5::text,
+            $6::text, $7::text, coalesce((SELECT properties FROM cur), '{}') || $8::jsonb,
+            coalesce($9::timestamptz, stamp.at),
+            CASE WHEN $9::timestamptz IS NULL THEN stamp.ns ELSE $10::int2 END,
+            $11::timestamptz, $12::int2, stamp.at, stamp.ns
+        FROM stamp, checks
+        WHERE checks.from_found AND checks.to_found AND checks.same_ends
+    ) n (",
+    relationship_insert_columns!(),
+    ")
+    ",
+    interval_ok!(),
+    "
+),",
+    write_tail!(
+        "graph_relationships",
+        relationship_insert_columns!(),
+        relationship_columns!("")
+    ),
+    "
+SELECT checks.from_found, checks.to_found, checks.same_ends, inserted.*
+FROM checks LEFT JOIN inserted ON true"
+);
+
+/// `$5`/`$6` valid_to. Returns what [`CLOSE_ENTITY`] returns, for a relationship.
+pub(super) const CLOSE_RELATIONSHIP: &str = concat!(
+    write_head!("graph_relationships"),
+    "
+next AS (
+    SELECT n.* FROM (
+        SELECT $1::text, $2::text, cur.version + 1, cur.from_id, cur.to_id, cur.relation_type,
+            cur.properties, cur.valid_from, cur.valid_from_ns, $5::timestamptz, $6::int2,
+            stamp.at, stamp.ns
+        FROM cur, stamp
+    ) n (",
+    relationship_insert_columns!(),
+    ")
+    ",
+    interval_ok!(),
+    "
+),",
+    write_tail!(
+        "graph_relationships",
+        relationship_insert_columns!(),
+        relationship_columns!("")
+    ),
+    "
+SELECT EXISTS (SELECT 1 FROM cur), inserted.* FROM (SELECT 1) one LEFT JOIN inserted ON true"
+);
+
+/// `$2` the id: every version, oldest first (primary key order).
+pub(super) const ENTITY_HISTORY: &str = concat!(
+    "SELECT ",
+    entity_columns!(""),
+    " FROM graph_entities WHERE tenant_id = $1 AND id = $2 ORDER BY version"
+);
+
+/// [`ENTITY_HISTORY`] for a relationship.
+pub(super) const RELATIONSHIP_HISTORY: &str = concat!(
+    "SELECT ",
+    relationship_columns!(""),
+    " FROM graph_relationships WHERE tenant_id = $1 AND id = $2 ORDER BY version"
+);
+
+/// The start of every entity query; a view fragment on `e` follows.
+pub(super) const SELECT_ENTITIES: &str = concat!(
+    "SELECT ",
+    entity_columns!("e."),
+    " FROM graph_entities e WHERE e.tenant_id = $1"
+);
+
+/// The start of every relationship query; a view fragment on `r` follows.
+pub(super) const SELECT_RELATIONSHIPS: &str = concat!(
+    "SELECT ",
+    relationship_columns!("r."),
+    " FROM graph_relationships r WHERE r.tenant_id = $1"
+);
+
+/// `{0}` the entity id.
+pub(super) const ENTITY_ID: &str = " AND e.id = {0}::text";
+/// `{0}` the relationship id.
+pub(super) const RELATIONSHIP_ID: &str = " AND r.id = {0}::text";
+/// `{0}` the entity type.
+pub(super) const ENTITY_TYPE: &str = " AND e.entity_type = {0}::text";
+/// `{0}` the id to list after, escaped here as `sort_key` is.
+pub(super) const ENTITY_AFTER: &str =
+    " AND e.sort_key > replace(replace({0}::text, '%', '%25'), '/', '%2F')";
+/// `{0}` the most rows.
+pub(super) const ENTITY_ORDER_LIMIT: &str = " ORDER BY e.sort_key LIMIT {0}::bigint";
+
+/// Relationships of entity `{0}` by direction: outgoing, incoming, both (a self-loop matches
+/// once).
+pub(super) const RELATIONSHIP_ENDS: [&str; 3] = [
+    " AND r.from_id = {0}::text",
+    " AND r.to_id = {0}::text",
+    " AND (r.from_id = {0}::text OR r.to_id = {0}::text)",
+];
+/// `{0}` one relation type.
+pub(super) const RELATION_TYPE: &str = " AND r.relation_type = {0}::text";
+/// `{0}` a list of relation types.
+pub(super) const RELATION_TYPES: &str = " AND r.relation_type = ANY({0}::text[])";
+pub(super) const RELATIONSHIP_ORDER: &str = " ORDER BY r.relation_type, r.id";
+
+/// The traversal: one recursive statement, breadth first, assembled as
+///
+/// ```text
+/// TRAVERSE_START <entity view>        the start, `{0}` its id
+/// TRAVERSE_STEP <entity view>         whether an id reached is valid in the view
+/// TRAVERSE_LEVEL                      one step from each entity of the last level:
+///   TRAVERSE_OUT <types> <relationship view>    along relationships leaving it
+///   TRAVERSE_UNION                              (both directions)
+///   TRAVERSE_IN <types> <relationship view>     along relationships entering it
+/// TRAVERSE_NEXT                       `{0}` the max depth
+/// TRAVERSE_HITS <entity view>         the entities reached, in their version of the view
+/// TRAVERSE_ORDER
+/// ```
+///
+/// Each recursion is one level. `seen` holds every id found so far (the same array on every
+/// row of a level): a step never goes back to one of them, which is the cycle protection, and
+/// the level grows it by its own ids. Of the steps reaching one id, the one from the smallest
+/// parent id, then the smallest relationship id, is kept (`row_number`), which is the generic
+/// store's choice. An id reached through a valid relationship but not valid itself in the view
+/// is marked seen and neither listed nor expanded, as in the generic store.
+pub(super) const TRAVERSE_START: &str = "WITH RECURSIVE walk (depth, id, path, rels, seen, valid) AS (
+    SELECT 0, e.id, ARRAY[e.id], '{}'::text[] COLLATE \"C\", ARRAY[e.id], true
+    FROM graph_entities e WHERE e.tenant_id = $1 AND e.id = {0}::text";
+
+/// See [`TRAVERSE_START`]: the next level, with whether each id is valid in the view.
+pub(super) const TRAVERSE_STEP: &str = "
+  UNION ALL
+    SELECT s.depth, s.id, s.path, s.rels, s.seen || array_agg(s.id) OVER (),
+        EXISTS (SELECT 1 FROM graph_entities e WHERE e.tenant_id = $1 AND e.id = s.id";
+
+/// See [`TRAVERSE_START`]. Ends the validity check of the reached id and opens the level.
+pub(super) const TRAVERSE_LEVEL: &str = ")
+    FROM (
+        SELECT w.depth + 1 AS depth, x.next AS id, w.path || x.next AS path,
+            w.rels || x.rel AS rels, w.seen,
+            row_number() OVER (PARTITION BY x.next ORDER BY w.id, x.rel) AS pick
+        FROM walk w CROSS JOIN LATERAL (";
+
+/// See [`TRAVERSE_START`]: steps along relationships leaving `w`.
+pub(super) const TRAVERSE_OUT: &str = "
+            SELECT r.to_id, r.id FROM graph_relationships r
+            WHERE r.tenant_id = $1 AND r.from_id = w.id";
+
+/// See [`TRAVERSE_START`]: steps along relationships entering `w`.
+pub(super) const TRAVERSE_IN: &str = "
+            SELECT r.from_id, r.id FROM graph_relationships r
+            WHERE r.tenant_id = $1 AND r.to_id = w.id";
+
+/// See [`TRAVERSE_START`]: between the outgoing and the incoming steps.
+pub(super) const TRAVERSE_UNION: &str = "
+            UNION ALL";
+
+/// See [`TRAVERSE_START`]. `{0}` the max depth.
+pub(super) const TRAVERSE_NEXT: &str = "
+        ) x (next, rel)
+        WHERE w.valid AND w.depth < {0}::int AND x.next <> ALL (w.seen)
+    ) s
+    WHERE s.pick = 1
+)
+SELECT w.depth, w.path, w.rels, ";
+
+/// See [`TRAVERSE_START`]: the reached entities in their version of the view.
+pub(super) const TRAVERSE_HITS: &str = concat!(
+    entity_columns!("e."),
+    "
+FROM walk w JOIN graph_entities e ON e.tenant_id = $1 AND e.id = w.id
+WHERE w.depth > 0"
+);
+
+/// See [`TRAVERSE_START`].
+pub(super) const TRAVERSE_ORDER: &str = " ORDER BY w.depth, w.id";
