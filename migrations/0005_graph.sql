@@ -8,8 +8,8 @@
 -- FORCE ROW LEVEL SECURITY, one policy per command on current_setting('app.tenant_id', true),
 -- privileges for cairn_app only.
 
--- GiST operator classes for plain scalars (text equality), so one GiST index can hold the
--- tenant, the id and both time ranges.
+-- GiST operator classes for plain scalars (text, timestamptz), so one GiST index can hold the
+-- tenant, the id and the ends of both time axes.
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 
 -- ---------------------------------------------------------------------------------------
@@ -20,10 +20,13 @@ CREATE EXTENSION IF NOT EXISTS btree_gist;
 -- rounded down to the microsecond plus a smallint with the remaining 0..999 ns; an open end
 -- is NULL in both columns. Exact comparisons use the (time, ns) pairs.
 --
--- valid_range and known_range are the two axes as closed ranges over the microsecond parts:
--- a superset of the exact half-open interval (a point in the end's microsecond may still be
--- before the end by its nanoseconds), which lets the GiST index find the candidates of an
--- as-of read; the exact pair comparisons then decide.
+-- valid_until and known_until repeat the ends of both axes with an open end as 'infinity',
+-- for the as-of index. Its conditions are coarse (microseconds: a point in an end's microsecond
+-- may still lie before the end by its nanoseconds), the exact (time, ns) comparisons decide.
+-- The index holds plain timestamptz columns (btree_gist), not ranges, because the data role
+-- reads through row-level security: PostgreSQL uses a condition as an index condition there
+-- only if its operator is leakproof, which timestamptz comparisons are and range operators
+-- (@>, &&) are not, so an index over ranges would only ever match on the tenant and the id.
 --
 -- sort_key is the id escaped as in the generic store's keys (`%` as %25, `/` as %2F), so
 -- entities list in the same order on every backend.
@@ -44,10 +47,10 @@ CREATE TABLE graph_entities (
     recorded_ns   smallint NOT NULL CHECK (recorded_ns BETWEEN 0 AND 999),
     superseded_at timestamptz,
     superseded_ns smallint CHECK (superseded_ns BETWEEN 0 AND 999),
-    valid_range   tstzrange NOT NULL
-        GENERATED ALWAYS AS (tstzrange(valid_from, valid_to, '[]')) STORED,
-    known_range   tstzrange NOT NULL
-        GENERATED ALWAYS AS (tstzrange(recorded_at, superseded_at, '[]')) STORED,
+    valid_until   timestamptz NOT NULL
+        GENERATED ALWAYS AS (coalesce(valid_to, 'infinity')) STORED,
+    known_until   timestamptz NOT NULL
+        GENERATED ALWAYS AS (coalesce(superseded_at, 'infinity')) STORED,
     PRIMARY KEY (tenant_id, id, version),
     CHECK ((valid_to IS NULL) = (valid_to_ns IS NULL)),
     CHECK ((superseded_at IS NULL) = (superseded_ns IS NULL)),
@@ -60,9 +63,10 @@ CREATE TABLE graph_entities (
 -- The current view: at most one version per id has an open transaction end.
 CREATE UNIQUE INDEX graph_entities_current_idx ON graph_entities (tenant_id, id)
     WHERE superseded_at IS NULL;
--- As-of reads on both axes.
+-- As-of reads on both axes: a version is known at k when recorded_at <= k <= known_until and
+-- valid at v when valid_from <= v <= valid_until (coarsely), a box search GiST is made for.
 CREATE INDEX graph_entities_as_of_idx ON graph_entities
-    USING gist (tenant_id, id, known_range, valid_range);
+    USING gist (tenant_id, id, recorded_at, known_until, valid_from, valid_until);
 -- Current listings, all types or one type, in sort_key order.
 CREATE INDEX graph_entities_list_idx ON graph_entities (tenant_id, sort_key)
     WHERE superseded_at IS NULL;
@@ -90,10 +94,10 @@ CREATE TABLE graph_relationships (
     recorded_ns   smallint NOT NULL CHECK (recorded_ns BETWEEN 0 AND 999),
     superseded_at timestamptz,
     superseded_ns smallint CHECK (superseded_ns BETWEEN 0 AND 999),
-    valid_range   tstzrange NOT NULL
-        GENERATED ALWAYS AS (tstzrange(valid_from, valid_to, '[]')) STORED,
-    known_range   tstzrange NOT NULL
-        GENERATED ALWAYS AS (tstzrange(recorded_at, superseded_at, '[]')) STORED,
+    valid_until   timestamptz NOT NULL
+        GENERATED ALWAYS AS (coalesce(valid_to, 'infinity')) STORED,
+    known_until   timestamptz NOT NULL
+        GENERATED ALWAYS AS (coalesce(superseded_at, 'infinity')) STORED,
     PRIMARY KEY (tenant_id, id, version),
     CHECK ((valid_to IS NULL) = (valid_to_ns IS NULL)),
     CHECK ((superseded_at IS NULL) = (superseded_ns IS NULL)),
@@ -106,7 +110,7 @@ CREATE TABLE graph_relationships (
 CREATE UNIQUE INDEX graph_relationships_current_idx ON graph_relationships (tenant_id, id)
     WHERE superseded_at IS NULL;
 CREATE INDEX graph_relationships_as_of_idx ON graph_relationships
-    USING gist (tenant_id, id, known_range, valid_range);
+    USING gist (tenant_id, id, recorded_at, known_until, valid_from, valid_until);
 -- Traversal and relationships_of, each way, over every version (as-of reads need the old
 -- ones); ordered as relationships_of lists them.
 CREATE INDEX graph_relationships_from_idx ON graph_relationships

@@ -626,3 +626,167 @@ async fn sessions_and_hook_rows_are_held_by_row_level_security() {
     let mine = hooks.stats("h", None, None).await.unwrap();
     assert_eq!(mine.count, 1);
 }
+
+/// A graph of `ids` entities and `(id, from, to)` relationships of type `next`, all valid
+/// from a year ago on.
+async fn graph_of(store: &PostgresGraphStore, ids: &[String], links: &[(String, String, String)]) {
+    use cairn_stores::graph::{EntityInput, RelationshipInput};
+    let year_ago = OffsetDateTime::now_utc() - time::Duration::days(365);
+    for id in ids {
+        let input = EntityInput {
+            valid_from: Some(year_ago),
+            ..EntityInput::new(id.as_str(), "node", id.as_str())
+        };
+        store.upsert_entity(input).await.unwrap();
+    }
+    for (id, from, to) in links {
+        let input = RelationshipInput {
+            valid_from: Some(year_ago),
+            ..RelationshipInput::new(id.as_str(), from.as_str(), "next", to.as_str())
+        };
+        store.upsert_relationship(input).await.unwrap();
+    }
+}
+
+/// An as-of read of an entity with many versions finds the one version on both axes through
+/// the GiST index `(tenant_id, id, known_range, valid_range)`, not by walking its versions.
+///
+/// A table of a few hundred rows is cheapest to scan whole, so the test runs in a database of
+/// its own with `enable_seqscan = off`, pricing a scan as for a large table: the planner then
+/// chooses between the primary key (every version of the id) and the GiST index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_entity_read_uses_the_gist_index() {
+    use cairn_stores::graph::{AsOf, EntityInput};
+    let database = common::TempDatabase::create().await;
+    let admin = common::client(&database.url).await;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET enable_seqscan = off",
+            database.name
+        ))
+        .await
+        .unwrap();
+    let backend = PostgresBackend::connect(common::test_config(&database.url))
+        .await
+        .unwrap();
+    let store = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let mut versions = Vec::new();
+    for i in 0..300 {
+        let input = EntityInput {
+            properties: json!({ "n": i }).as_object().cloned().unwrap_or_default(),
+            valid_from: Some(datetime!(2020-01-01 0:00 UTC)),
+            ..EntityInput::new("busy", "counter", "Busy")
+        };
+        versions.push(store.upsert_entity(input).await.unwrap());
+    }
+    admin.batch_execute("ANALYZE graph_entities").await.unwrap();
+    let as_of = AsOf {
+        valid_at: datetime!(2024-06-01 0:00 UTC),
+        known_at: versions[150].time.recorded_at,
+    };
+    let plan = store
+        .explain_entity_as_of("busy", as_of)
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(
+        plan.contains("graph_entities_as_of_idx"),
+        "the as-of read does not use the GiST index:\n{plan}"
+    );
+    let found = store
+        .get_entity_as_of("busy", as_of)
+        .await
+        .unwrap()
+        .expect("version 151 was known then");
+    assert_eq!((found.version, &found.properties), (151, &versions[150].properties));
+    assert_eq!(
+        found.time.superseded_at,
+        Some(versions[151].time.recorded_at)
+    );
+}
+
+/// A ring of 40 entities with chords back to earlier ones, traversed both ways to depth 64:
+/// the traversal terminates and lists every other entity exactly once, at its smallest depth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cyclic_traversal_terminates_with_each_entity_once() {
+    use cairn_stores::graph::{Direction, MAX_TRAVERSE_DEPTH, TraverseRequest};
+    let backend = common::backend().await;
+    let store = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let ids: Vec<String> = (0..40).map(|i| format!("n{i:02}")).collect();
+    let mut links = Vec::new();
+    for i in 0..40 {
+        let next = (i + 1) % 40;
+        links.push((format!("r{i:02}"), ids[i].clone(), ids[next].clone()));
+        if i % 5 == 4 {
+            links.push((format!("c{i:02}"), ids[i].clone(), ids[i - 4].clone()));
+        }
+    }
+    graph_of(&store, &ids, &links).await;
+    for direction in [Direction::Outgoing, Direction::Incoming, Direction::Both] {
+        let request = TraverseRequest {
+            direction,
+            ..TraverseRequest::outgoing(MAX_TRAVERSE_DEPTH)
+        };
+        let hits = store.traverse("n00", request).await.unwrap();
+        let mut reached: Vec<&str> = hits.iter().map(|h| h.entity.id.as_str()).collect();
+        assert_eq!(hits.len(), 39, "{direction:?}");
+        reached.sort_unstable();
+        reached.dedup();
+        assert_eq!(reached.len(), 39, "{direction:?}: an entity is listed twice");
+        assert!(!reached.contains(&"n00"), "{direction:?}: the start is listed");
+        assert!(hits.windows(2).all(|w| w[0].depth <= w[1].depth));
+        for hit in &hits {
+            assert_eq!(hit.path.len(), hit.depth + 1);
+            assert_eq!(hit.relationships.len(), hit.depth);
+        }
+        let depth_of = |id: &str| hits.iter().find(|h| h.entity.id == id).map(|h| h.depth);
+        match direction {
+            // Only the ring leads forwards.
+            Direction::Outgoing => assert_eq!(depth_of("n39"), Some(39)),
+            // Backwards, n39 is one step away (r39) and the chords shorten the way.
+            Direction::Incoming => {
+                assert_eq!(depth_of("n39"), Some(1));
+                assert_eq!(depth_of("n04"), Some(1));
+            }
+            Direction::Both => {
+                assert_eq!(depth_of("n39"), Some(1));
+                assert_eq!(depth_of("n20"), Some(8));
+            }
+        }
+    }
+}
+
+/// A chain of 51 entities is traversed to depth 50 by one statement: a recursive CTE whose
+/// plan is a `Recursive Union`, returning every entity with its full path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_chain_traverses_in_one_statement() {
+    use cairn_stores::graph::TraverseRequest;
+    let backend = common::backend().await;
+    let store = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let ids: Vec<String> = (0..=50).map(|i| format!("c{i:02}")).collect();
+    let links: Vec<(String, String, String)> = (0..50)
+        .map(|i| (format!("l{i:02}"), ids[i].clone(), ids[i + 1].clone()))
+        .collect();
+    graph_of(&store, &ids, &links).await;
+    let plan = store
+        .explain_traverse("c00", TraverseRequest::outgoing(50))
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(plan.contains("Recursive Union"), "{plan}");
+    let hits = store
+        .traverse("c00", TraverseRequest::outgoing(50))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 50);
+    let last = &hits[49];
+    assert_eq!((last.entity.id.as_str(), last.depth), ("c50", 50));
+    assert_eq!(last.path, ids);
+    let rel_ids: Vec<String> = links.iter().map(|(id, _, _)| id.clone()).collect();
+    assert_eq!(last.relationships, rel_ids);
+    let shorter = store
+        .traverse("c00", TraverseRequest::outgoing(49))
+        .await
+        .unwrap();
+    assert_eq!(shorter.last().map(|h| h.entity.id.as_str()), Some("c49"));
+}

@@ -30,10 +30,12 @@ use rows::{Cols, entity_from, relationship_from};
 /// # Storage
 /// `graph_entities` and `graph_relationships` hold one row per version, keyed by `(tenant_id,
 /// id, version)`, never deleted. Each of the four times is a `timestamptz` plus its
-/// nanoseconds; an open end is NULL. The generated `valid_range` and `known_range`
-/// (`tstzrange`, closed, over the microsecond parts) are what the GiST indexes `(tenant_id, id,
-/// known_range, valid_range)` (btree_gist) search for as-of reads; the exact `(time, ns)`
-/// comparisons then decide. The current view reads the partial unique index of open
+/// nanoseconds; an open end is NULL. As-of reads search the GiST indexes (btree_gist)
+/// `(tenant_id, id, recorded_at, known_until, valid_from, valid_until)`, where the generated
+/// `*_until` columns hold the ends with an open end as `infinity`; the exact `(time, ns)`
+/// comparisons then decide. The index holds plain times rather than ranges because only
+/// leakproof operators (timestamptz comparisons, not range operators) become index conditions
+/// under row-level security. The current view reads the partial unique index of open
 /// transaction ends, which also guarantees one current version per id.
 ///
 /// # Writes

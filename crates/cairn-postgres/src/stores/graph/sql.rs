@@ -43,12 +43,14 @@ macro_rules! time_columns {
     };
 }
 
-/// Valid at `{0}` (microseconds) `{1}` (nanoseconds), on alias `$t`: the range narrows the
-/// candidates (indexable), the pairs decide exactly.
+/// Valid at `{0}` (microseconds) `{1}` (nanoseconds), on alias `$t`: the plain bounds on
+/// `valid_from` and `valid_until` (leakproof, so index conditions under row-level security)
+/// narrow the candidates, the `(time, ns)` pairs decide exactly.
 macro_rules! valid_at {
     ($t:literal) => {
         concat!(
-            " AND ", $t, ".valid_range @> {0}::timestamptz",
+            " AND ", $t, ".valid_from <= {0}::timestamptz AND ", $t,
+            ".valid_until >= {0}::timestamptz",
             " AND (", $t, ".valid_from, ", $t, ".valid_from_ns) <= ({0}::timestamptz, {1}::int2)",
             " AND (", $t, ".valid_to IS NULL OR (", $t, ".valid_to, ", $t,
             ".valid_to_ns) > ({0}::timestamptz, {1}::int2))"
@@ -64,12 +66,14 @@ macro_rules! current_view {
     };
 }
 
-/// The as-of view on alias `$t`: valid at `{0}`, `{1}` and known at `{2}`, `{3}`.
+/// The as-of view on alias `$t`: valid at `{0}`, `{1}` and known at `{2}`, `{3}`, narrowed
+/// like [`valid_at!`] by `recorded_at` and `known_until`.
 macro_rules! as_of_view {
     ($t:literal) => {
         concat!(
             valid_at!($t),
-            " AND ", $t, ".known_range @> {2}::timestamptz",
+            " AND ", $t, ".recorded_at <= {2}::timestamptz AND ", $t,
+            ".known_until >= {2}::timestamptz",
             " AND (", $t, ".recorded_at, ", $t, ".recorded_ns) <= ({2}::timestamptz, {3}::int2)",
             " AND (", $t, ".superseded_at IS NULL OR (", $t, ".superseded_at, ", $t,
             ".superseded_ns) > ({2}::timestamptz, {3}::int2))"
