@@ -790,3 +790,76 @@ async fn deep_chain_traverses_in_one_statement() {
         .unwrap();
     assert_eq!(shorter.last().map(|h| h.entity.id.as_str()), Some("c49"));
 }
+
+/// The graph tables under attack by SQL sent directly as `cairn_app`: with tenant A set, B's
+/// entities and relationships cannot be read, updated, moved or deleted, and rows cannot be
+/// inserted as B; with no tenant set nothing is visible. B's graph stays intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_tables_keep_tenants_apart() {
+    use cairn_stores::graph::TraverseRequest;
+    use tokio_postgres::error::SqlState;
+
+    const INSERTS: [(&str, &str); 2] = [
+        (
+            "graph_entities",
+            "INSERT INTO graph_entities (tenant_id, id, version, entity_type, name, properties, \
+             valid_from, valid_from_ns, recorded_at, recorded_ns) \
+             VALUES ($1, 'x', 1, 't', 'x', '{}', now(), 0, now(), 0)",
+        ),
+        (
+            "graph_relationships",
+            "INSERT INTO graph_relationships (tenant_id, id, version, from_id, to_id, \
+             relation_type, properties, valid_from, valid_from_ns, recorded_at, recorded_ns) \
+             VALUES ($1, 'x', 1, 'a', 'b', 't', '{}', now(), 0, now(), 0)",
+        ),
+    ];
+    let backend = common::backend().await;
+    let (a, b) = (common::random_tenant(), common::random_tenant());
+    let graph = PostgresGraphStore::new(&backend.scoped(&b));
+    let ids = ["a".to_owned(), "b".to_owned()];
+    graph_of(&graph, &ids, &[("ab".into(), "a".into(), "b".into())]).await;
+
+    let attacker = common::client(&common::with_user(&common::database_url(), "cairn_app")).await;
+    let (a, b) = (a.as_str(), b.as_str());
+    for (table, insert) in INSERTS {
+        let count = format!("SELECT count(*) FROM {table}");
+        let without_tenant: i64 = attacker.query_one(&count, &[]).await.unwrap().get(0);
+        assert_eq!(without_tenant, 0, "{table}: visible without a tenant");
+
+        attacker.batch_execute("BEGIN").await.unwrap();
+        attacker
+            .execute("SELECT set_config('app.tenant_id', $1, true)", &[&a])
+            .await
+            .unwrap();
+        let seen: i64 = attacker.query_one(&count, &[]).await.unwrap().get(0);
+        assert_eq!(seen, 0, "{table}: A sees B's rows");
+        let moved = attacker
+            .execute(
+                &format!("UPDATE {table} SET tenant_id = $1 WHERE tenant_id = $2"),
+                &[&a, &b],
+            )
+            .await
+            .unwrap();
+        assert_eq!(moved, 0, "{table}: A moved B's rows");
+        let deleted = attacker
+            .execute(&format!("DELETE FROM {table} WHERE tenant_id = $1"), &[&b])
+            .await
+            .unwrap();
+        assert_eq!(deleted, 0, "{table}: A deleted B's rows");
+        let planted = attacker.execute(insert, &[&b]).await.unwrap_err();
+        assert_eq!(
+            planted.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{table}: {planted}"
+        );
+        attacker.batch_execute("ROLLBACK").await.unwrap();
+    }
+
+    assert_eq!(graph.entity_history("a").await.unwrap().len(), 1);
+    let hits = graph
+        .traverse("a", TraverseRequest::outgoing(2))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].relationships, ["ab"]);
+}

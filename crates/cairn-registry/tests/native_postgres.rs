@@ -7,6 +7,7 @@ use cairn_core::TenantId;
 use cairn_registry::{Storage, from_toml};
 use cairn_stores::episodic::{Role, Turn};
 use cairn_stores::event_log::{Event, EventQuery};
+use cairn_stores::graph::{EntityInput, RelationshipInput, TraverseRequest};
 use cairn_stores::hooks::{HookExecution, HookQuery};
 use cairn_stores::vectors::{Metadata, Metric, SearchRequest};
 use serde_json::json;
@@ -34,6 +35,8 @@ async fn components_on_postgres_are_native() {
         [storage.sessions]
         backend = "postgres"
         [storage.hook_history]
+        backend = "postgres"
+        [storage.semantic_graph]
         backend = "postgres"
         "#
     ))
@@ -120,6 +123,28 @@ async fn components_on_postgres_are_native() {
     );
     let saved = agents.save("a", &json!({"n": 1}), Some(0)).await.unwrap();
     assert_eq!(agents.load_latest("a").await.unwrap().unwrap().info, saved);
+
+    let graph = tenant.graph();
+    assert!(
+        format!("{graph:?}").starts_with("PostgresGraphStore"),
+        "{graph:?}"
+    );
+    for id in ["a", "b"] {
+        graph
+            .upsert_entity(EntityInput::new(id, "node", id))
+            .await
+            .unwrap();
+    }
+    graph
+        .upsert_relationship(RelationshipInput::new("ab", "a", "next", "b"))
+        .await
+        .unwrap();
+    let hits = graph
+        .traverse("a", TraverseRequest::outgoing(3))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].entity.id, "b");
 
     let procedural = tenant.procedural();
     assert!(
