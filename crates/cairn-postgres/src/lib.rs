@@ -12,6 +12,8 @@
 //! table), `SessionStore` (TTL checked in every statement) and `HookHistoryStore` (statistics
 //! in SQL) on tables of their own, built on a [`PostgresBackend`]
 //! (see [`PostgresBackend::scoped`]) and sharing its pool, role and per-transaction tenant.
+//! [`PostgresGraphStore`] does the same for `GraphStore`: versioned rows with GiST as-of
+//! indexes, traversals as one recursive statement.
 //!
 //! # How it works
 //! - Data flows as a non-superuser role (`app_role`, default `cairn_app`) that cannot bypass

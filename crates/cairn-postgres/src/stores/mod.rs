@@ -1,7 +1,8 @@
 //! PostgreSQL-native implementations of component store traits from `cairn-stores`.
 //!
 //! Each store keeps its records in tables of its own (migrations `0002_vectors_events.sql`,
-//! `0003_sessions_hooks.sql`, `0004_episodic_agent_state.sql`) instead of encoding them into `kv_store`, and runs on the same
+//! `0003_sessions_hooks.sql`, `0004_episodic_agent_state.sql`, `0005_graph.sql`) instead of
+//! encoding them into `kv_store`, and runs on the same
 //! pool, role and per-transaction tenant setting as [`PostgresBackend`](crate::PostgresBackend):
 //! every operation is a transaction that starts with `set_config('app.tenant_id', $1, true)`,
 //! and row-level security on every table keeps tenants apart. Each store passes the same
