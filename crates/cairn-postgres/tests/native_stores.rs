@@ -698,7 +698,10 @@ async fn as_of_entity_read_uses_the_gist_index() {
         .await
         .unwrap()
         .expect("version 151 was known then");
-    assert_eq!((found.version, &found.properties), (151, &versions[150].properties));
+    assert_eq!(
+        (found.version, &found.properties),
+        (151, &versions[150].properties)
+    );
     assert_eq!(
         found.time.superseded_at,
         Some(versions[151].time.recorded_at)
@@ -732,8 +735,15 @@ async fn cyclic_traversal_terminates_with_each_entity_once() {
         assert_eq!(hits.len(), 39, "{direction:?}");
         reached.sort_unstable();
         reached.dedup();
-        assert_eq!(reached.len(), 39, "{direction:?}: an entity is listed twice");
-        assert!(!reached.contains(&"n00"), "{direction:?}: the start is listed");
+        assert_eq!(
+            reached.len(),
+            39,
+            "{direction:?}: an entity is listed twice"
+        );
+        assert!(
+            !reached.contains(&"n00"),
+            "{direction:?}: the start is listed"
+        );
         assert!(hits.windows(2).all(|w| w[0].depth <= w[1].depth));
         for hit in &hits {
             assert_eq!(hit.path.len(), hit.depth + 1);
@@ -862,4 +872,41 @@ async fn graph_tables_keep_tenants_apart() {
         .unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].relationships, ["ab"]);
+}
+
+/// As-of reads accept any instant `time` can hold, even outside the years 0..=9999 that
+/// PostgreSQL is given: before year 0 nothing was valid or known; at the end of time (also
+/// written with an offset that puts it in year 10000 in UTC) the open versions are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_reads_accept_instants_outside_the_stored_years() {
+    use cairn_stores::graph::{AsOf, EntityInput, TraverseRequest};
+    let backend = common::backend().await;
+    let store = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let created = store
+        .upsert_entity(EntityInput {
+            valid_from: Some(datetime!(0000-01-01 0:00 UTC)),
+            ..EntityInput::new("old", "thing", "Old")
+        })
+        .await
+        .unwrap();
+    let past = datetime!(-9999-01-01 0:00 UTC);
+    let end = datetime!(9999-12-31 23:00 -05:00);
+    for (valid_at, known_at, found) in [(past, end, false), (end, past, false), (end, end, true)] {
+        let as_of = AsOf { valid_at, known_at };
+        let got = store.get_entity_as_of("old", as_of).await.unwrap();
+        assert_eq!(got.as_ref(), found.then_some(&created), "{as_of:?}");
+        let request = TraverseRequest {
+            as_of: Some(as_of),
+            ..TraverseRequest::outgoing(1)
+        };
+        assert!(store.traverse("old", request).await.unwrap().is_empty());
+    }
+    let err = store
+        .upsert_entity(EntityInput {
+            valid_from: Some(past),
+            ..EntityInput::new("older", "thing", "Older")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err}");
 }

@@ -96,15 +96,6 @@ enum View {
     AsOf(AsOf),
 }
 
-/// The tables a view applies to.
-#[derive(Debug, Clone, Copy)]
-enum Table {
-    /// `graph_entities`, alias `e`.
-    Entities,
-    /// `graph_relationships`, alias `r`.
-    Relationships,
-}
-
 impl View {
     fn new(as_of: Option<AsOf>) -> View {
         match as_of {
@@ -115,22 +106,19 @@ impl View {
         }
     }
 
-    /// Appends the view's condition on `table` to `sql`.
-    fn push(&self, sql: &mut QuerySql, table: Table) {
-        let fragments = match table {
-            Table::Entities => &sql::ENTITY_VIEW,
-            Table::Relationships => &sql::RELATIONSHIP_VIEW,
-        };
+    /// Appends the view's condition on the table named `v` (entities or relationships) to
+    /// `sql`.
+    fn push(&self, sql: &mut QuerySql) {
         match *self {
             View::Current { now } => {
                 let (at, ns) = bound(now);
-                sql.push(fragments[0], vec![Box::new(at), Box::new(ns)]);
+                sql.push(sql::CURRENT_VIEW, vec![Box::new(at), Box::new(ns)]);
             }
             View::AsOf(as_of) => {
                 let (valid_at, valid_ns) = bound(as_of.valid_at);
                 let (known_at, known_ns) = bound(as_of.known_at);
                 sql.push(
-                    fragments[1],
+                    sql::AS_OF_VIEW,
                     vec![
                         Box::new(valid_at),
                         Box::new(valid_ns),
@@ -145,7 +133,10 @@ impl View {
 
 /// A stored time that the caller gave: in years 0 to 9999.
 fn check_times(validity: &Validity) -> Result<()> {
-    for t in [validity.valid_from, validity.valid_to].into_iter().flatten() {
+    for t in [validity.valid_from, validity.valid_to]
+        .into_iter()
+        .flatten()
+    {
         check_year("validity", t)?;
     }
     Ok(())
@@ -236,7 +227,7 @@ impl PostgresGraphStore {
     fn entity_query(&self, id: &str, view: View) -> QuerySql {
         let mut sql = QuerySql::new(sql::SELECT_ENTITIES, self.tenant());
         sql.push(sql::ENTITY_ID, vec![Box::new(id.to_owned())]);
-        view.push(&mut sql, Table::Entities);
+        view.push(&mut sql);
         sql
     }
 
@@ -254,7 +245,7 @@ impl PostgresGraphStore {
         check_id("relationship id", id)?;
         let mut sql = QuerySql::new(sql::SELECT_RELATIONSHIPS, self.tenant());
         sql.push(sql::RELATIONSHIP_ID, vec![Box::new(id.to_owned())]);
-        view.push(&mut sql, Table::Relationships);
+        view.push(&mut sql);
         let rows = self.run(&sql, false, OP).await?;
         rows.first()
             .map(|row| relationship_from(&Cols::new(row, OP), 0))
@@ -266,9 +257,9 @@ impl PostgresGraphStore {
         let view = View::new(request.as_of);
         let mut sql = QuerySql::new("", self.tenant());
         sql.push(sql::TRAVERSE_START, vec![Box::new(start.to_owned())]);
-        view.push(&mut sql, Table::Entities);
+        view.push(&mut sql);
         sql.push(sql::TRAVERSE_STEP, Vec::new());
-        view.push(&mut sql, Table::Entities);
+        view.push(&mut sql);
         sql.push(sql::TRAVERSE_LEVEL, Vec::new());
         let steps: &[&str] = match request.direction {
             Direction::Outgoing => &[sql::TRAVERSE_OUT],
@@ -283,13 +274,13 @@ impl PostgresGraphStore {
             if let Some(types) = &request.relation_types {
                 sql.push(sql::RELATION_TYPES, vec![Box::new(types.clone())]);
             }
-            view.push(&mut sql, Table::Relationships);
+            view.push(&mut sql);
         }
         // `validate` bounds the depth by MAX_TRAVERSE_DEPTH.
         let depth = i32::try_from(request.max_depth).unwrap_or(i32::MAX);
         sql.push(sql::TRAVERSE_NEXT, vec![Box::new(depth)]);
         sql.push(sql::TRAVERSE_HITS, Vec::new());
-        view.push(&mut sql, Table::Entities);
+        view.push(&mut sql);
         sql.push(sql::TRAVERSE_ORDER, Vec::new());
         sql
     }
@@ -366,10 +357,10 @@ fn closed<T>(
 ) -> Result<T> {
     let cols = Cols::new(only_row(rows, op)?, op);
     if cols.get::<Option<String>>(1)?.is_none() {
-        return Err(
-            Error::invalid_input("valid_to must be after the current version's valid_from")
-                .with_context("valid_to", valid_to),
-        );
+        return Err(Error::invalid_input(
+            "valid_to must be after the current version's valid_from",
+        )
+        .with_context("valid_to", valid_to));
     }
     read(&cols, 1)
 }
@@ -414,7 +405,10 @@ impl GraphStore for PostgresGraphStore {
     async fn close_entity(&self, id: &str, valid_to: OffsetDateTime) -> Result<Entity> {
         const OP: &str = "graph_close_entity";
         let statements = (sql::LOCK_ENTITY, sql::CLOSE_ENTITY);
-        match self.close(statements, "entity id", id, valid_to, OP).await? {
+        match self
+            .close(statements, "entity id", id, valid_to, OP)
+            .await?
+        {
             Some(rows) => closed(&rows, valid_to, OP, entity_from),
             None => Err(not_found("entity", id)),
         }
@@ -454,7 +448,7 @@ impl GraphStore for PostgresGraphStore {
         if let Some(after) = &page.after {
             sql.push(sql::ENTITY_AFTER, vec![Box::new(after.clone())]);
         }
-        View::new(as_of).push(&mut sql, Table::Entities);
+        View::new(as_of).push(&mut sql);
         // One more than the page, to know whether another follows.
         let limit = bigint(page.limit as u64 + 1);
         sql.push(sql::ENTITY_ORDER_LIMIT, vec![Box::new(limit)]);
@@ -544,7 +538,13 @@ impl GraphStore for PostgresGraphStore {
         const OP: &str = "graph_relationship_history";
         check_id("relationship id", id)?;
         let tenant = self.tenant();
-        let rows = query(&self.backend, sql::RELATIONSHIP_HISTORY, &[&tenant, &id], OP).await?;
+        let rows = query(
+            &self.backend,
+            sql::RELATIONSHIP_HISTORY,
+            &[&tenant, &id],
+            OP,
+        )
+        .await?;
         rows.iter()
             .map(|row| relationship_from(&Cols::new(row, OP), 0))
             .collect()
@@ -570,7 +570,7 @@ impl GraphStore for PostgresGraphStore {
             check_id("relation type", relation_type)?;
             sql.push(sql::RELATION_TYPE, vec![Box::new(relation_type.to_owned())]);
         }
-        View::new(as_of).push(&mut sql, Table::Relationships);
+        View::new(as_of).push(&mut sql);
         sql.push(sql::RELATIONSHIP_ORDER, Vec::new());
         let rows = self.run(&sql, false, OP).await?;
         rows.iter()

@@ -11,80 +11,49 @@
 //! (it reads `closed`'s row count first, so the old version has left the unique index of
 //! current versions before the new one enters it).
 
-/// The columns [`entity_from`](super::rows::entity_from) reads, in order, on table alias
-/// `$t` (`""` or `"e."`).
+/// The columns [`entity_from`](super::rows::entity_from) reads, in order. Every statement
+/// names the table it reads or writes `v`.
 macro_rules! entity_columns {
-    ($t:literal) => {
-        concat!(
-            $t, "id, ", $t, "version, ", $t, "entity_type, ", $t, "name, ",
-            $t, "properties, ", time_columns!($t)
-        )
+    () => {
+        "v.id, v.version, v.entity_type, v.name, v.properties, v.valid_from, v.valid_from_ns, \
+         v.valid_to, v.valid_to_ns, v.recorded_at, v.recorded_ns, v.superseded_at, v.superseded_ns"
     };
 }
 
 /// The columns [`relationship_from`](super::rows::relationship_from) reads, in order.
 macro_rules! relationship_columns {
-    ($t:literal) => {
-        concat!(
-            $t, "id, ", $t, "version, ", $t, "from_id, ", $t, "to_id, ", $t,
-            "relation_type, ", $t, "properties, ", time_columns!($t)
-        )
+    () => {
+        "v.id, v.version, v.from_id, v.to_id, v.relation_type, v.properties, v.valid_from, \
+         v.valid_from_ns, v.valid_to, v.valid_to_ns, v.recorded_at, v.recorded_ns, \
+         v.superseded_at, v.superseded_ns"
     };
 }
 
-/// The eight columns of both time axes, as [`bitemporal`](super::rows::bitemporal) reads them.
-macro_rules! time_columns {
-    ($t:literal) => {
-        concat!(
-            $t, "valid_from, ", $t, "valid_from_ns, ", $t, "valid_to, ", $t, "valid_to_ns, ",
-            $t, "recorded_at, ", $t, "recorded_ns, ", $t, "superseded_at, ", $t,
-            "superseded_ns"
-        )
-    };
-}
-
-/// Valid at `{0}` (microseconds) `{1}` (nanoseconds), on alias `$t`: the plain bounds on
-/// `valid_from` and `valid_until` (leakproof, so index conditions under row-level security)
-/// narrow the candidates, the `(time, ns)` pairs decide exactly.
+/// Valid at `{0}` (microseconds) `{1}` (nanoseconds): the plain bounds on `valid_from` and
+/// `valid_until` (leakproof, so index conditions under row-level security) narrow the
+/// candidates, the `(time, ns)` pairs decide exactly.
 macro_rules! valid_at {
-    ($t:literal) => {
-        concat!(
-            " AND ", $t, ".valid_from <= {0}::timestamptz AND ", $t,
-            ".valid_until >= {0}::timestamptz",
-            " AND (", $t, ".valid_from, ", $t, ".valid_from_ns) <= ({0}::timestamptz, {1}::int2)",
-            " AND (", $t, ".valid_to IS NULL OR (", $t, ".valid_to, ", $t,
-            ".valid_to_ns) > ({0}::timestamptz, {1}::int2))"
-        )
+    () => {
+        " AND v.valid_from <= {0}::timestamptz AND v.valid_until >= {0}::timestamptz \
+         AND (v.valid_from, v.valid_from_ns) <= ({0}::timestamptz, {1}::int2) \
+         AND (v.valid_to IS NULL OR (v.valid_to, v.valid_to_ns) > ({0}::timestamptz, {1}::int2))"
     };
 }
 
-/// The current view on alias `$t`: the version with an open transaction end (the partial
-/// unique index), if it is valid at `{0}`, `{1}` (now).
-macro_rules! current_view {
-    ($t:literal) => {
-        concat!(" AND ", $t, ".superseded_at IS NULL", valid_at!($t))
-    };
-}
+/// The current view of table `v` (entities or relationships, whose time columns are alike):
+/// the version with an open transaction end (the partial unique index), if it is valid at
+/// `{0}`, `{1}` (now).
+pub(super) const CURRENT_VIEW: &str = concat!(" AND v.superseded_at IS NULL", valid_at!());
 
-/// The as-of view on alias `$t`: valid at `{0}`, `{1}` and known at `{2}`, `{3}`, narrowed
-/// like [`valid_at!`] by `recorded_at` and `known_until`.
-macro_rules! as_of_view {
-    ($t:literal) => {
-        concat!(
-            valid_at!($t),
-            " AND ", $t, ".recorded_at <= {2}::timestamptz AND ", $t,
-            ".known_until >= {2}::timestamptz",
-            " AND (", $t, ".recorded_at, ", $t, ".recorded_ns) <= ({2}::timestamptz, {3}::int2)",
-            " AND (", $t, ".superseded_at IS NULL OR (", $t, ".superseded_at, ", $t,
-            ".superseded_ns) > ({2}::timestamptz, {3}::int2))"
-        )
-    };
-}
-
-/// The view fragments for entities (alias `e`): current, as of.
-pub(super) const ENTITY_VIEW: [&str; 2] = [current_view!("e"), as_of_view!("e")];
-/// The view fragments for relationships (alias `r`): current, as of.
-pub(super) const RELATIONSHIP_VIEW: [&str; 2] = [current_view!("r"), as_of_view!("r")];
+/// The as-of view of table `v`: valid at `{0}`, `{1}` and known at `{2}`, `{3}`, narrowed like
+/// [`valid_at!`] by `recorded_at` and `known_until`.
+pub(super) const AS_OF_VIEW: &str = concat!(
+    valid_at!(),
+    " AND v.recorded_at <= {2}::timestamptz AND v.known_until >= {2}::timestamptz \
+     AND (v.recorded_at, v.recorded_ns) <= ({2}::timestamptz, {3}::int2) \
+     AND (v.superseded_at IS NULL \
+          OR (v.superseded_at, v.superseded_ns) > ({2}::timestamptz, {3}::int2))"
+);
 
 /// Serialises the writers of one entity id until the transaction ends (`$1` tenant, `$2`
 /// id). The key is a 64-bit hash of the table, the tenant (length-prefixed) and the id; two
@@ -101,7 +70,9 @@ macro_rules! write_head {
     ($table:literal) => {
         concat!(
             "WITH cur AS (
-    SELECT * FROM ", $table, " WHERE tenant_id = $1 AND id = $2 AND superseded_at IS NULL
+    SELECT * FROM ",
+            $table,
+            " WHERE tenant_id = $1 AND id = $2 AND superseded_at IS NULL
 ),
 stamp AS (
     SELECT t.at, t.ns FROM (
@@ -121,14 +92,22 @@ macro_rules! write_tail {
         concat!(
             "
 closed AS (
-    UPDATE ", $table, " t SET superseded_at = next.recorded_at, superseded_ns = next.recorded_ns
+    UPDATE ",
+            $table,
+            " t SET superseded_at = next.recorded_at, superseded_ns = next.recorded_ns
     FROM next WHERE t.tenant_id = $1 AND t.id = $2 AND t.superseded_at IS NULL
     RETURNING t.version
 ),
 inserted AS (
-    INSERT INTO ", $table, " (", $columns, ")
+    INSERT INTO ",
+            $table,
+            " AS v (",
+            $columns,
+            ")
     SELECT next.* FROM next, (SELECT count(*) FROM closed) closed_first
-    RETURNING ", $returning, "
+    RETURNING ",
+            $returning,
+            "
 )"
         )
     };
@@ -179,7 +158,7 @@ next AS (
     write_tail!(
         "graph_entities",
         entity_insert_columns!(),
-        entity_columns!("")
+        entity_columns!()
     ),
     "
 SELECT * FROM inserted"
@@ -205,7 +184,7 @@ next AS (
     write_tail!(
         "graph_entities",
         entity_insert_columns!(),
-        entity_columns!("")
+        entity_columns!()
     ),
     "
 SELECT EXISTS (SELECT 1 FROM cur), inserted.* FROM (SELECT 1) one LEFT JOIN inserted ON true"
@@ -246,7 +225,7 @@ next AS (
     write_tail!(
         "graph_relationships",
         relationship_insert_columns!(),
-        relationship_columns!("")
+        relationship_columns!()
     ),
     "
 SELECT checks.from_found, checks.to_found, checks.same_ends, inserted.*
@@ -273,7 +252,7 @@ next AS (
     write_tail!(
         "graph_relationships",
         relationship_insert_columns!(),
-        relationship_columns!("")
+        relationship_columns!()
     ),
     "
 SELECT EXISTS (SELECT 1 FROM cur), inserted.* FROM (SELECT 1) one LEFT JOIN inserted ON true"
@@ -282,55 +261,55 @@ SELECT EXISTS (SELECT 1 FROM cur), inserted.* FROM (SELECT 1) one LEFT JOIN inse
 /// `$2` the id: every version, oldest first (primary key order).
 pub(super) const ENTITY_HISTORY: &str = concat!(
     "SELECT ",
-    entity_columns!(""),
-    " FROM graph_entities WHERE tenant_id = $1 AND id = $2 ORDER BY version"
+    entity_columns!(),
+    " FROM graph_entities v WHERE v.tenant_id = $1 AND v.id = $2 ORDER BY v.version"
 );
 
 /// [`ENTITY_HISTORY`] for a relationship.
 pub(super) const RELATIONSHIP_HISTORY: &str = concat!(
     "SELECT ",
-    relationship_columns!(""),
-    " FROM graph_relationships WHERE tenant_id = $1 AND id = $2 ORDER BY version"
+    relationship_columns!(),
+    " FROM graph_relationships v WHERE v.tenant_id = $1 AND v.id = $2 ORDER BY v.version"
 );
 
-/// The start of every entity query; a view fragment on `e` follows.
+/// The start of every entity query; a view fragment follows.
 pub(super) const SELECT_ENTITIES: &str = concat!(
     "SELECT ",
-    entity_columns!("e."),
-    " FROM graph_entities e WHERE e.tenant_id = $1"
+    entity_columns!(),
+    " FROM graph_entities v WHERE v.tenant_id = $1"
 );
 
-/// The start of every relationship query; a view fragment on `r` follows.
+/// The start of every relationship query; a view fragment follows.
 pub(super) const SELECT_RELATIONSHIPS: &str = concat!(
     "SELECT ",
-    relationship_columns!("r."),
-    " FROM graph_relationships r WHERE r.tenant_id = $1"
+    relationship_columns!(),
+    " FROM graph_relationships v WHERE v.tenant_id = $1"
 );
 
 /// `{0}` the entity id.
-pub(super) const ENTITY_ID: &str = " AND e.id = {0}::text";
+pub(super) const ENTITY_ID: &str = " AND v.id = {0}::text";
 /// `{0}` the relationship id.
-pub(super) const RELATIONSHIP_ID: &str = " AND r.id = {0}::text";
+pub(super) const RELATIONSHIP_ID: &str = " AND v.id = {0}::text";
 /// `{0}` the entity type.
-pub(super) const ENTITY_TYPE: &str = " AND e.entity_type = {0}::text";
+pub(super) const ENTITY_TYPE: &str = " AND v.entity_type = {0}::text";
 /// `{0}` the id to list after, escaped here as `sort_key` is.
 pub(super) const ENTITY_AFTER: &str =
-    " AND e.sort_key > replace(replace({0}::text, '%', '%25'), '/', '%2F')";
+    " AND v.sort_key > replace(replace({0}::text, '%', '%25'), '/', '%2F')";
 /// `{0}` the most rows.
-pub(super) const ENTITY_ORDER_LIMIT: &str = " ORDER BY e.sort_key LIMIT {0}::bigint";
+pub(super) const ENTITY_ORDER_LIMIT: &str = " ORDER BY v.sort_key LIMIT {0}::bigint";
 
 /// Relationships of entity `{0}` by direction: outgoing, incoming, both (a self-loop matches
 /// once).
 pub(super) const RELATIONSHIP_ENDS: [&str; 3] = [
-    " AND r.from_id = {0}::text",
-    " AND r.to_id = {0}::text",
-    " AND (r.from_id = {0}::text OR r.to_id = {0}::text)",
+    " AND v.from_id = {0}::text",
+    " AND v.to_id = {0}::text",
+    " AND (v.from_id = {0}::text OR v.to_id = {0}::text)",
 ];
 /// `{0}` one relation type.
-pub(super) const RELATION_TYPE: &str = " AND r.relation_type = {0}::text";
+pub(super) const RELATION_TYPE: &str = " AND v.relation_type = {0}::text";
 /// `{0}` a list of relation types.
-pub(super) const RELATION_TYPES: &str = " AND r.relation_type = ANY({0}::text[])";
-pub(super) const RELATIONSHIP_ORDER: &str = " ORDER BY r.relation_type, r.id";
+pub(super) const RELATION_TYPES: &str = " AND v.relation_type = ANY({0}::text[])";
+pub(super) const RELATIONSHIP_ORDER: &str = " ORDER BY v.relation_type, v.id";
 
 /// The traversal: one recursive statement, breadth first, assembled as
 ///
@@ -352,15 +331,16 @@ pub(super) const RELATIONSHIP_ORDER: &str = " ORDER BY r.relation_type, r.id";
 /// parent id, then the smallest relationship id, is kept (`row_number`), which is the generic
 /// store's choice. An id reached through a valid relationship but not valid itself in the view
 /// is marked seen and neither listed nor expanded, as in the generic store.
-pub(super) const TRAVERSE_START: &str = "WITH RECURSIVE walk (depth, id, path, rels, seen, valid) AS (
-    SELECT 0, e.id, ARRAY[e.id], '{}'::text[] COLLATE \"C\", ARRAY[e.id], true
-    FROM graph_entities e WHERE e.tenant_id = $1 AND e.id = {0}::text";
+pub(super) const TRAVERSE_START: &str =
+    "WITH RECURSIVE walk (depth, id, path, rels, seen, valid) AS (
+    SELECT 0, v.id, ARRAY[v.id], '{}'::text[] COLLATE \"C\", ARRAY[v.id], true
+    FROM graph_entities v WHERE v.tenant_id = $1 AND v.id = {0}::text";
 
 /// See [`TRAVERSE_START`]: the next level, with whether each id is valid in the view.
 pub(super) const TRAVERSE_STEP: &str = "
   UNION ALL
     SELECT s.depth, s.id, s.path, s.rels, s.seen || array_agg(s.id) OVER (),
-        EXISTS (SELECT 1 FROM graph_entities e WHERE e.tenant_id = $1 AND e.id = s.id";
+        EXISTS (SELECT 1 FROM graph_entities v WHERE v.tenant_id = $1 AND v.id = s.id";
 
 /// See [`TRAVERSE_START`]. Ends the validity check of the reached id and opens the level.
 pub(super) const TRAVERSE_LEVEL: &str = ")
@@ -372,13 +352,13 @@ pub(super) const TRAVERSE_LEVEL: &str = ")
 
 /// See [`TRAVERSE_START`]: steps along relationships leaving `w`.
 pub(super) const TRAVERSE_OUT: &str = "
-            SELECT r.to_id, r.id FROM graph_relationships r
-            WHERE r.tenant_id = $1 AND r.from_id = w.id";
+            SELECT v.to_id, v.id FROM graph_relationships v
+            WHERE v.tenant_id = $1 AND v.from_id = w.id";
 
 /// See [`TRAVERSE_START`]: steps along relationships entering `w`.
 pub(super) const TRAVERSE_IN: &str = "
-            SELECT r.from_id, r.id FROM graph_relationships r
-            WHERE r.tenant_id = $1 AND r.to_id = w.id";
+            SELECT v.from_id, v.id FROM graph_relationships v
+            WHERE v.tenant_id = $1 AND v.to_id = w.id";
 
 /// See [`TRAVERSE_START`]: between the outgoing and the incoming steps.
 pub(super) const TRAVERSE_UNION: &str = "
@@ -395,9 +375,9 @@ SELECT w.depth, w.path, w.rels, ";
 
 /// See [`TRAVERSE_START`]: the reached entities in their version of the view.
 pub(super) const TRAVERSE_HITS: &str = concat!(
-    entity_columns!("e."),
+    entity_columns!(),
     "
-FROM walk w JOIN graph_entities e ON e.tenant_id = $1 AND e.id = w.id
+FROM walk w JOIN graph_entities v ON v.tenant_id = $1 AND v.id = w.id
 WHERE w.depth > 0"
 );
 
