@@ -35,8 +35,8 @@ use rows::{Cols, entity_from, relationship_from};
 /// `*_until` columns hold the ends with an open end as `infinity`; the exact `(time, ns)`
 /// comparisons then decide. The index holds plain times rather than ranges because only
 /// leakproof operators (timestamptz comparisons, not range operators) become index conditions
-/// under row-level security. The current view reads the partial unique index of open
-/// transaction ends, which also guarantees one current version per id.
+/// under row-level security. The current view is the versions with an open transaction end;
+/// a partial unique index on them guarantees one current version per id.
 ///
 /// # Writes
 /// A write is one transaction of two pipelined statements (one round trip): a transaction
@@ -47,8 +47,7 @@ use rows::{Cols, entity_from, relationship_from};
 /// nothing. Transaction time is the client's clock, never before the version it supersedes.
 ///
 /// # Reads
-/// Each read is one statement: by id on the unique index (current) or the GiST index (as of);
-/// history in primary-key order; listings in the order of the id escaped as in the generic
+/// Each read is one statement: by id on the indexes above; history in primary-key order; listings in the order of the id escaped as in the generic
 /// store's keys (`sort_key`); `relationships_of` on the endpoint indexes; `traverse` as one
 /// recursive CTE, breadth first, with the visited ids as its cycle protection (see
 /// [`PostgresGraphStore::explain_traverse`]).
@@ -131,7 +130,7 @@ impl View {
     }
 }
 
-/// A stored time that the caller gave: in years 0 to 9999.
+/// Checks that the times of `validity` lie in years 0 to 9999, like every stored time.
 fn check_times(validity: &Validity) -> Result<()> {
     for t in [validity.valid_from, validity.valid_to]
         .into_iter()
