@@ -325,30 +325,60 @@ pub(super) const RELATIONSHIP_ORDER: &str = " ORDER BY v.relation_type, v.id";
 /// TRAVERSE_ORDER
 /// ```
 ///
-/// Each recursion is one level. `seen` holds every id found so far (the same array on every
-/// row of a level): a step never goes back to one of them, which is the cycle protection, and
-/// the level grows it by its own ids. Of the steps reaching one id, the one from the smallest
-/// parent id, then the smallest relationship id, is kept (`row_number`), which is the generic
-/// store's choice. An id reached through a valid relationship but not valid itself in the view
-/// is marked seen and neither listed nor expanded, as in the generic store.
+/// Each recursion is one level: a row per entity found at that depth, plus one *carrier* row
+/// (`id` NULL) holding `seen`, the set of every id found so far as the keys of a `jsonb`
+/// object, so the set is stored once per level, not once per row, and a lookup (`?`) is a
+/// binary search. A step never enters an id in `seen`, which is the cycle protection; the
+/// level's new ids are added to the next carrier. Of the steps reaching one id, the one from
+/// the smallest parent id, then the smallest relationship id, is kept (`row_number`), which is
+/// the generic store's choice. An id reached through a valid relationship but not valid itself
+/// in the view is marked seen and neither listed nor expanded, as in the generic store. The
+/// recursion ends when a level finds nothing new (no carrier follows) or at the max depth.
+///
+/// Inside a level, from the innermost query out: `p` steps from every row of the last level
+/// (the carrier, and entities not to expand, get one row with no step) and numbers the steps
+/// reaching each id; `l` gives every row the carrier's set (`first_value`, the carrier sorting
+/// first); `m` marks the first step to each id not seen (`keep`), behind `OFFSET 0` so the
+/// planner computes it there instead of carrying the set into the next window's buffer; `n`
+/// builds the next set on the carrier's row only and counts the new ids; the outer query emits
+/// the kept rows and, when there are any, the new carrier.
 pub(super) const TRAVERSE_START: &str =
     "WITH RECURSIVE walk (depth, id, path, rels, seen, valid) AS (
-    SELECT 0, v.id, ARRAY[v.id], '{}'::text[] COLLATE \"C\", ARRAY[v.id], true
-    FROM graph_entities v WHERE v.tenant_id = $1 AND v.id = {0}::text";
+    SELECT 0, CASE WHEN k.carrier THEN NULL ELSE v.id END,
+        CASE WHEN k.carrier THEN NULL ELSE ARRAY[v.id] END, '{}'::text[] COLLATE \"C\",
+        CASE WHEN k.carrier THEN jsonb_build_object(v.id, true) END, NOT k.carrier
+    FROM graph_entities v CROSS JOIN (VALUES (false), (true)) k (carrier)
+    WHERE v.tenant_id = $1 AND v.id = {0}::text";
 
 /// See [`TRAVERSE_START`]: the next level, with whether each id is valid in the view.
 pub(super) const TRAVERSE_STEP: &str = "
   UNION ALL
-    SELECT s.depth, s.id, s.path, s.rels, s.seen || array_agg(s.id) OVER (),
-        EXISTS (SELECT 1 FROM graph_entities v WHERE v.tenant_id = $1 AND v.id = s.id";
+    SELECT n.depth, CASE WHEN k.carrier THEN NULL ELSE n.id END,
+        CASE WHEN k.carrier THEN NULL ELSE n.path END,
+        CASE WHEN k.carrier THEN NULL ELSE n.rels END,
+        CASE WHEN k.carrier THEN n.seen END,
+        NOT k.carrier AND EXISTS (
+            SELECT 1 FROM graph_entities v WHERE v.tenant_id = $1 AND v.id = n.id";
 
 /// See [`TRAVERSE_START`]. Ends the validity check of the reached id and opens the level.
 pub(super) const TRAVERSE_LEVEL: &str = ")
     FROM (
-        SELECT w.depth + 1 AS depth, x.next AS id, w.path || x.next AS path,
-            w.rels || x.rel AS rels, w.seen,
-            row_number() OVER (PARTITION BY x.next ORDER BY w.id, x.rel) AS pick
-        FROM walk w CROSS JOIN LATERAL (";
+        SELECT m.depth, m.id, m.path, m.rels, m.keep, m.carries,
+            CASE WHEN m.carries
+                THEN m.seen || jsonb_object_agg(m.id, true) FILTER (WHERE m.keep) OVER ()
+            END AS seen,
+            count(*) FILTER (WHERE m.keep) OVER () AS found
+        FROM (
+            SELECT l.depth, l.id, l.path, l.rels, l.seen, l.carries,
+                l.id IS NOT NULL AND l.pick = 1 AND NOT l.seen_all ? l.id AS keep
+            FROM (
+                SELECT p.*, p.seen IS NOT NULL AS carries,
+                    first_value(p.seen) OVER (ORDER BY p.seen IS NULL) AS seen_all
+                FROM (
+                    SELECT w.depth + 1 AS depth, x.next AS id, w.path || x.next AS path,
+                        w.rels || x.rel AS rels, w.seen,
+                        row_number() OVER (PARTITION BY x.next ORDER BY w.id, x.rel) AS pick
+                    FROM walk w LEFT JOIN LATERAL (";
 
 /// See [`TRAVERSE_START`]: steps along relationships leaving `w`.
 pub(super) const TRAVERSE_OUT: &str = "
@@ -366,10 +396,13 @@ pub(super) const TRAVERSE_UNION: &str = "
 
 /// See [`TRAVERSE_START`]. `{0}` the max depth.
 pub(super) const TRAVERSE_NEXT: &str = "
-        ) x (next, rel)
-        WHERE w.valid AND w.depth < {0}::int AND x.next <> ALL (w.seen)
-    ) s
-    WHERE s.pick = 1
+                    ) x (next, rel) ON w.valid AND w.depth < {0}::int
+                ) p
+            ) l
+            OFFSET 0
+        ) m
+    ) n CROSS JOIN (VALUES (false), (true)) k (carrier)
+    WHERE (NOT k.carrier AND n.keep) OR (k.carrier AND n.carries AND n.found > 0)
 )
 SELECT w.depth, w.path, w.rels, ";
 
