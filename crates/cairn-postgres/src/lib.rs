@@ -16,6 +16,8 @@
 //! SQL), [`PostgresWorkflowStore`] (`WorkflowStore`: the state machine enforced under a row
 //! lock) and [`PostgresArtifactStore`] (`ArtifactStore`: per-tenant deduplicated rows, content
 //! streamed through chunk rows in one transaction).
+//! [`PostgresGraphStore`] does the same for `GraphStore`: versioned rows with GiST as-of
+//! indexes, traversals as one recursive statement.
 //!
 //! # How it works
 //! - Data flows as a non-superuser role (`app_role`, default `cairn_app`) that cannot bypass
@@ -73,7 +75,7 @@ pub use backend::{MAX_STATEMENT_PAYLOAD_BYTES, PostgresBackend};
 pub use config::PostgresConfig;
 pub use migrate::{MigrationReport, MigrationState, MigrationStatus, migrate_up, migration_status};
 pub use stores::{
-    PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore,
+    PostgresAgentStateStore, PostgresEpisodicStore, PostgresEventLogStore, PostgresGraphStore,
     PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore, VECTOR_DEFAULT_EF_SEARCH,
 };
 pub use stores::{PostgresArtifactStore, PostgresProceduralStore, PostgresWorkflowStore};

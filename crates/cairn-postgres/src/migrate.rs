@@ -41,11 +41,12 @@ macro_rules! embedded {
 }
 
 /// Every migration this build knows, in version order.
-const EMBEDDED: [(&str, &str); 6] = embedded![
+const EMBEDDED: [(&str, &str); 7] = embedded![
     "0001_kv_store.sql",
     "0002_vectors_events.sql",
     "0003_sessions_hooks.sql",
     "0004_episodic_agent_state.sql",
+    "0005_graph.sql",
     "0006_procedural_workflow_artifacts.sql",
     "0007_vector_dimensions_event_retention.sql",
 ];

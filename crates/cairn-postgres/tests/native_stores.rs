@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use cairn_postgres::{
     PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore,
+    PostgresGraphStore, PostgresHookHistoryStore, PostgresSessionStore, PostgresVectorStore,
 };
 use cairn_stores::agent_state::AgentStateStore;
 use cairn_stores::episodic::EpisodicStore;
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, TypePattern};
+use cairn_stores::graph::GraphStore;
 use cairn_stores::hooks::HookHistoryStore;
 use cairn_stores::sessions::SessionStore;
 use cairn_stores::vectors::{Metric, SearchRequest, VectorRecord, VectorStore};
@@ -74,6 +75,14 @@ mod sessions {
 
 mod hooks {
     cairn_testkit::hooks_suite!(super::hook_stores);
+}
+
+async fn graph_stores() -> (Arc<dyn GraphStore>, Arc<dyn GraphStore>) {
+    pair::<dyn GraphStore>(|b| Arc::new(PostgresGraphStore::new(b))).await
+}
+
+mod graph {
+    cairn_testkit::graph_suite!(super::graph_stores);
 }
 
 /// A deterministic pseudo-random unit-scale vector.
@@ -1166,4 +1175,299 @@ async fn nul_characters_are_invalid_input_and_change_nothing() {
     let admin = common::client(&common::database_url()).await;
     assert_eq!(chunk_rows(&admin, &tenant).await, 0);
     assert!(artifacts.list(None, 10).await.unwrap().items.is_empty());
+}
+
+/// A graph of `ids` entities and `(id, from, to)` relationships of type `next`, all valid
+/// from a year ago on.
+async fn graph_of(store: &PostgresGraphStore, ids: &[String], links: &[(String, String, String)]) {
+    use cairn_stores::graph::{EntityInput, RelationshipInput};
+    let year_ago = OffsetDateTime::now_utc() - time::Duration::days(365);
+    for id in ids {
+        let input = EntityInput {
+            valid_from: Some(year_ago),
+            ..EntityInput::new(id.as_str(), "node", id.as_str())
+        };
+        store.upsert_entity(input).await.unwrap();
+    }
+    for (id, from, to) in links {
+        let input = RelationshipInput {
+            valid_from: Some(year_ago),
+            ..RelationshipInput::new(id.as_str(), from.as_str(), "next", to.as_str())
+        };
+        store.upsert_relationship(input).await.unwrap();
+    }
+}
+
+/// An as-of read of an entity with many versions finds the one version on both axes through
+/// the GiST index `(tenant_id, id, known_range, valid_range)`, not by walking its versions.
+///
+/// A table of a few hundred rows is cheapest to scan whole, so the test runs in a database of
+/// its own with `enable_seqscan = off`, pricing a scan as for a large table: the planner then
+/// chooses between the primary key (every version of the id) and the GiST index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_entity_read_uses_the_gist_index() {
+    use cairn_stores::graph::{AsOf, EntityInput};
+    let database = common::TempDatabase::create().await;
+    let admin = common::client(&database.url).await;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET enable_seqscan = off",
+            database.name
+        ))
+        .await
+        .unwrap();
+    let backend = PostgresBackend::connect(common::test_config(&database.url))
+        .await
+        .unwrap();
+    let store = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let mut versions = Vec::new();
+    for i in 0..300 {
+        let input = EntityInput {
+            properties: json!({ "n": i }).as_object().cloned().unwrap_or_default(),
+            valid_from: Some(datetime!(2020-01-01 0:00 UTC)),
+            ..EntityInput::new("busy", "counter", "Busy")
+        };
+        versions.push(store.upsert_entity(input).await.unwrap());
+    }
+    admin.batch_execute("ANALYZE graph_entities").await.unwrap();
+    let as_of = AsOf {
+        valid_at: datetime!(2024-06-01 0:00 UTC),
+        known_at: versions[150].time.recorded_at,
+    };
+    let plan = store
+        .explain_entity_as_of("busy", as_of)
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(
+        plan.contains("graph_entities_as_of_idx"),
+        "the as-of read does not use the GiST index:\n{plan}"
+    );
+    let found = store
+        .get_entity_as_of("busy", as_of)
+        .await
+        .unwrap()
+        .expect("version 151 was known then");
+    assert_eq!(
+        (found.version, &found.properties),
+        (151, &versions[150].properties)
+    );
+    assert_eq!(
+        found.time.superseded_at,
+        Some(versions[151].time.recorded_at)
+    );
+}
+
+/// A ring of 40 entities with chords back to earlier ones, traversed both ways to depth 64:
+/// the traversal terminates and lists every other entity exactly once, at its smallest depth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cyclic_traversal_terminates_with_each_entity_once() {
+    use cairn_stores::graph::{Direction, MAX_TRAVERSE_DEPTH, TraverseRequest};
+    let backend = common::backend().await;
+    let store = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let ids: Vec<String> = (0..40).map(|i| format!("n{i:02}")).collect();
+    let mut links = Vec::new();
+    for i in 0..40 {
+        let next = (i + 1) % 40;
+        links.push((format!("r{i:02}"), ids[i].clone(), ids[next].clone()));
+        if i % 5 == 4 {
+            links.push((format!("c{i:02}"), ids[i].clone(), ids[i - 4].clone()));
+        }
+    }
+    graph_of(&store, &ids, &links).await;
+    for direction in [Direction::Outgoing, Direction::Incoming, Direction::Both] {
+        let request = TraverseRequest {
+            direction,
+            ..TraverseRequest::outgoing(MAX_TRAVERSE_DEPTH)
+        };
+        let hits = store.traverse("n00", request).await.unwrap();
+        let mut reached: Vec<&str> = hits.iter().map(|h| h.entity.id.as_str()).collect();
+        assert_eq!(hits.len(), 39, "{direction:?}");
+        reached.sort_unstable();
+        reached.dedup();
+        assert_eq!(
+            reached.len(),
+            39,
+            "{direction:?}: an entity is listed twice"
+        );
+        assert!(
+            !reached.contains(&"n00"),
+            "{direction:?}: the start is listed"
+        );
+        assert!(hits.windows(2).all(|w| w[0].depth <= w[1].depth));
+        for hit in &hits {
+            assert_eq!(hit.path.len(), hit.depth + 1);
+            assert_eq!(hit.relationships.len(), hit.depth);
+        }
+        let depth_of = |id: &str| hits.iter().find(|h| h.entity.id == id).map(|h| h.depth);
+        match direction {
+            // Only the ring leads forwards.
+            Direction::Outgoing => assert_eq!(depth_of("n39"), Some(39)),
+            // Backwards, n39 is one step away (r39) and the chords shorten the way.
+            Direction::Incoming => {
+                assert_eq!(depth_of("n39"), Some(1));
+                assert_eq!(depth_of("n04"), Some(1));
+            }
+            Direction::Both => {
+                assert_eq!(depth_of("n39"), Some(1));
+                assert_eq!(depth_of("n20"), Some(8));
+            }
+        }
+    }
+}
+
+/// A chain of 51 entities is traversed to depth 50 by one statement: a recursive CTE whose
+/// plan is a `Recursive Union`, returning every entity with its full path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_chain_traverses_in_one_statement() {
+    use cairn_stores::graph::TraverseRequest;
+    let backend = common::backend().await;
+    let store = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let ids: Vec<String> = (0..=50).map(|i| format!("c{i:02}")).collect();
+    let links: Vec<(String, String, String)> = (0..50)
+        .map(|i| (format!("l{i:02}"), ids[i].clone(), ids[i + 1].clone()))
+        .collect();
+    graph_of(&store, &ids, &links).await;
+    let plan = store
+        .explain_traverse("c00", TraverseRequest::outgoing(50))
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(plan.contains("Recursive Union"), "{plan}");
+    let hits = store
+        .traverse("c00", TraverseRequest::outgoing(50))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 50);
+    let last = &hits[49];
+    assert_eq!((last.entity.id.as_str(), last.depth), ("c50", 50));
+    assert_eq!(last.path, ids);
+    let rel_ids: Vec<String> = links.iter().map(|(id, _, _)| id.clone()).collect();
+    assert_eq!(last.relationships, rel_ids);
+    let shorter = store
+        .traverse("c00", TraverseRequest::outgoing(49))
+        .await
+        .unwrap();
+    assert_eq!(shorter.last().map(|h| h.entity.id.as_str()), Some("c49"));
+}
+
+/// As-of reads accept any instant `time` can hold, even outside the years 0..=9999 that
+/// PostgreSQL is given: before year 0 nothing was valid or known; at the end of time (also
+/// written with an offset that puts it in year 10000 in UTC) the open versions are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_reads_accept_instants_outside_the_stored_years() {
+    use cairn_stores::graph::{AsOf, EntityInput, TraverseRequest};
+    let backend = common::backend().await;
+    let store = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let created = store
+        .upsert_entity(EntityInput {
+            valid_from: Some(datetime!(0000-01-01 0:00 UTC)),
+            ..EntityInput::new("old", "thing", "Old")
+        })
+        .await
+        .unwrap();
+    let past = datetime!(-9999-01-01 0:00 UTC);
+    let end = datetime!(9999-12-31 23:00 -05:00);
+    for (valid_at, known_at, found) in [(past, end, false), (end, past, false), (end, end, true)] {
+        let as_of = AsOf { valid_at, known_at };
+        let got = store.get_entity_as_of("old", as_of).await.unwrap();
+        assert_eq!(got.as_ref(), found.then_some(&created), "{as_of:?}");
+        let request = TraverseRequest {
+            as_of: Some(as_of),
+            ..TraverseRequest::outgoing(1)
+        };
+        assert!(store.traverse("old", request).await.unwrap().is_empty());
+    }
+    let err = store
+        .upsert_entity(EntityInput {
+            valid_from: Some(past),
+            ..EntityInput::new("older", "thing", "Older")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err}");
+}
+
+/// On a graph of 60 entities (some closed, so reached but not walked through) and 180
+/// relationships of two types, the native traversal returns exactly what the generic store
+/// over `kv_store` returns, paths and relationship ids included, for every direction, several
+/// depths, a type filter and an as-of view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traversals_match_the_generic_store() {
+    use cairn_core::StorageBackend;
+    use cairn_stores::GenericGraphStore;
+    use cairn_stores::graph::{AsOf, Direction, EntityInput, RelationshipInput, TraverseRequest};
+    let backend = common::backend().await;
+    let native = PostgresGraphStore::new(&backend.scoped(&common::random_tenant()));
+    let kv: Arc<dyn StorageBackend> = Arc::new(backend.clone()).tenant(&common::random_tenant());
+    let generic = GenericGraphStore::new(kv);
+    let stores: [&dyn GraphStore; 2] = [&native, &generic];
+    let n = 60;
+    let year_ago = OffsetDateTime::now_utc() - time::Duration::days(365);
+    for store in stores {
+        for g in 0..n {
+            let input = EntityInput {
+                valid_from: Some(year_ago),
+                ..EntityInput::new(format!("n{g:02}"), "node", "n")
+            };
+            store.upsert_entity(input).await.unwrap();
+        }
+        for g in 0..n {
+            for k in 0..3 {
+                let to = (g * 7 + k * 13 + 1) % n;
+                let input = RelationshipInput {
+                    valid_from: Some(year_ago),
+                    ..RelationshipInput::new(
+                        format!("r{g:02}-{k}"),
+                        format!("n{g:02}"),
+                        if k == 1 { "b" } else { "a" },
+                        format!("n{to:02}"),
+                    )
+                };
+                store.upsert_relationship(input).await.unwrap();
+            }
+        }
+        for g in (0..n).step_by(7) {
+            let end = OffsetDateTime::now_utc() - time::Duration::days(1);
+            store.close_entity(&format!("n{g:02}"), end).await.unwrap();
+        }
+    }
+    let last_month = AsOf::valid_at(OffsetDateTime::now_utc() - time::Duration::days(30));
+    for direction in [Direction::Outgoing, Direction::Incoming, Direction::Both] {
+        for (depth, types, as_of) in [
+            (1, None, None),
+            (3, None, None),
+            (64, None, None),
+            (64, Some(vec!["a".to_owned()]), None),
+            (64, None, Some(last_month)),
+        ] {
+            let request = TraverseRequest {
+                max_depth: depth,
+                relation_types: types,
+                direction,
+                as_of,
+            };
+            let [ours, theirs] = [&native as &dyn GraphStore, &generic].map(|store| {
+                let request = request.clone();
+                async move {
+                    let hits = store.traverse("n01", request).await.unwrap();
+                    // Everything but the recording times, which differ between the stores.
+                    hits.into_iter()
+                        .map(|h| {
+                            (
+                                h.entity.id,
+                                h.entity.version,
+                                h.depth,
+                                h.path,
+                                h.relationships,
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                }
+            });
+            let (ours, theirs) = (ours.await, theirs.await);
+            assert!(!ours.is_empty(), "{request:?}");
+            assert_eq!(ours, theirs, "{request:?}");
+        }
+    }
 }

@@ -314,3 +314,69 @@ async fn procedural_workflow_and_artifact_writes_take_one_round_trip() {
         );
     }
 }
+
+/// The native graph store: a write (the id's lock and the write statement, pipelined), an
+/// as-of read and a traversal of a 50-deep chain (one recursive statement) each take one
+/// round trip. The graph is built directly, then read through the proxy.
+#[tokio::test]
+async fn graph_writes_reads_and_deep_traversals_take_one_round_trip() {
+    use cairn_postgres::PostgresGraphStore;
+    use cairn_stores::graph::{AsOf, EntityInput, GraphStore, RelationshipInput, TraverseRequest};
+
+    let tenant = common::random_tenant();
+    let direct = PostgresGraphStore::new(&common::backend().await.scoped(&tenant));
+    let ids: Vec<String> = (0..=50).map(|i| format!("c{i:02}")).collect();
+    for id in &ids {
+        direct
+            .upsert_entity(EntityInput::new(id.as_str(), "node", id.as_str()))
+            .await
+            .unwrap();
+    }
+    for pair in ids.windows(2) {
+        let id = format!("{}-{}", pair[0], pair[1]);
+        let input = RelationshipInput::new(id, pair[0].as_str(), "next", pair[1].as_str());
+        direct.upsert_relationship(input).await.unwrap();
+    }
+
+    let (_, backend) = proxied_backend().await;
+    let store = PostgresGraphStore::new(&backend.scoped(&tenant));
+    store.get_entity("c00").await.unwrap();
+    let write = fastest(|| async {
+        store
+            .upsert_entity(EntityInput::new("c00", "node", "again"))
+            .await
+            .unwrap();
+    })
+    .await;
+    let as_of = fastest(|| async {
+        let now = AsOf::valid_at(time::OffsetDateTime::now_utc());
+        assert!(store.get_entity_as_of("c25", now).await.unwrap().is_some());
+    })
+    .await;
+    let traverse = fastest(|| async {
+        let hits = store
+            .traverse("c00", TraverseRequest::outgoing(50))
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 50);
+    })
+    .await;
+    eprintln!(
+        "graph round trips at {DELAY:?} per reply: upsert_entity {:.2}, get_entity_as_of {:.2}, \
+         traverse(depth 50) {:.2}",
+        round_trips(write),
+        round_trips(as_of),
+        round_trips(traverse),
+    );
+    for (name, elapsed) in [
+        ("upsert_entity", write),
+        ("get_entity_as_of", as_of),
+        ("traverse to depth 50", traverse),
+    ] {
+        assert!(
+            elapsed < DELAY * 2,
+            "{name} took {:.2} round trips, expected 1",
+            round_trips(elapsed)
+        );
+    }
+}

@@ -20,12 +20,13 @@ use bytes::Bytes;
 use cairn_core::{Key, StorageBackend, StorageBackendExt, TenantId};
 use cairn_postgres::{
     PostgresAgentStateStore, PostgresArtifactStore, PostgresBackend, PostgresEpisodicStore,
-    PostgresEventLogStore, PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore,
-    PostgresVectorStore, PostgresWorkflowStore,
+    PostgresEventLogStore, PostgresGraphStore, PostgresHookHistoryStore, PostgresProceduralStore,
+    PostgresSessionStore, PostgresVectorStore, PostgresWorkflowStore,
 };
 use cairn_stores::agent_state::AgentStateStore;
 use cairn_stores::episodic::{EpisodicStore, Role, Turn};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery};
+use cairn_stores::graph::{EntityInput, GraphStore, RelationshipInput};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore};
 use cairn_stores::sessions::SessionStore;
 use cairn_stores::vectors::{Metric, VectorStore};
@@ -201,6 +202,17 @@ async fn seed(backend: &PostgresBackend, b: &TenantId) {
         .unwrap();
     PostgresArtifactStore::new(&scoped)
         .put(Bytes::from_static(b"secret"), PutOptions::default())
+        .await
+        .unwrap();
+    let graph = PostgresGraphStore::new(&scoped);
+    for id in ["x", "y"] {
+        graph
+            .upsert_entity(EntityInput::new(id, "secret", id))
+            .await
+            .unwrap();
+    }
+    graph
+        .upsert_relationship(RelationshipInput::new("xy", "x", "knows", "y"))
         .await
         .unwrap();
 }

@@ -121,9 +121,9 @@ impl HnswEngines {
 /// One tenant's component stores.
 ///
 /// A component on PostgreSQL gets the native store where `cairn-postgres` has one (vectors,
-/// event log, episodic memory, agent state, sessions, hook history, procedural memory,
-/// workflow state, artifacts); every other component gets the generic store over its
-/// key-value backend.
+/// event log, episodic memory, semantic graph, agent state, sessions, hook history,
+/// procedural memory, workflow state, artifacts); every other component gets the generic store
+/// over its key-value backend.
 #[derive(Debug, Clone)]
 pub struct TenantStorage {
     tenant: TenantId,
@@ -183,8 +183,14 @@ impl TenantStorage {
         ))
     }
 
-    /// The bi-temporal knowledge graph ([`Component::SemanticGraph`]).
+    /// The bi-temporal knowledge graph ([`Component::SemanticGraph`]): on PostgreSQL the
+    /// native [`cairn_postgres::PostgresGraphStore`] (version tables, GiST as-of indexes,
+    /// recursive traversal), elsewhere the generic store.
     pub fn graph(&self) -> Arc<dyn GraphStore> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres_for(Component::SemanticGraph) {
+            return Arc::new(cairn_postgres::PostgresGraphStore::new(pg));
+        }
         Arc::new(GenericGraphStore::new(
             self.backend(Component::SemanticGraph),
         ))

@@ -7,6 +7,7 @@ use cairn_core::{Bytes, TenantId};
 use cairn_registry::{Storage, from_toml};
 use cairn_stores::episodic::{Role, Turn};
 use cairn_stores::event_log::{Event, EventQuery};
+use cairn_stores::graph::{EntityInput, RelationshipInput, TraverseRequest};
 use cairn_stores::hooks::{HookExecution, HookQuery};
 use cairn_stores::vectors::{Metadata, Metric, SearchRequest};
 use cairn_stores::workflow::Transition;
@@ -42,6 +43,8 @@ async fn components_on_postgres_are_native() {
         [storage.workflow_state]
         backend = "postgres"
         [storage.artifacts]
+        backend = "postgres"
+        [storage.semantic_graph]
         backend = "postgres"
         "#
     ))
@@ -129,6 +132,28 @@ async fn components_on_postgres_are_native() {
     let saved = agents.save("a", &json!({"n": 1}), Some(0)).await.unwrap();
     assert_eq!(agents.load_latest("a").await.unwrap().unwrap().info, saved);
 
+    let graph = tenant.graph();
+    assert!(
+        format!("{graph:?}").starts_with("PostgresGraphStore"),
+        "{graph:?}"
+    );
+    for id in ["a", "b"] {
+        graph
+            .upsert_entity(EntityInput::new(id, "node", id))
+            .await
+            .unwrap();
+    }
+    graph
+        .upsert_relationship(RelationshipInput::new("ab", "a", "next", "b"))
+        .await
+        .unwrap();
+    let hits = graph
+        .traverse("a", TraverseRequest::outgoing(3))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].entity.id, "b");
+
     let procedural = tenant.procedural();
     assert!(
         format!("{procedural:?}").starts_with("PostgresProceduralStore"),
@@ -175,6 +200,9 @@ async fn components_on_postgres_are_native() {
     assert_eq!(read.content, Bytes::from_static(b"hello"));
 
     // Not placed on PostgreSQL: the generic store over the memory backend.
-    let graph = tenant.graph();
+    let memory_only = Storage::open(&from_toml("[storage]\nbackend = \"memory\"").unwrap())
+        .await
+        .unwrap();
+    let graph = memory_only.tenant(&TenantId::new("t").unwrap()).graph();
     assert!(format!("{graph:?}").starts_with("Generic"), "{graph:?}");
 }

@@ -1,7 +1,7 @@
 //! PostgreSQL-native implementations of component store traits from `cairn-stores`.
 //!
 //! Each store keeps its records in tables of its own (migrations `0002_vectors_events.sql`,
-//! `0003_sessions_hooks.sql`, `0004_episodic_agent_state.sql`,
+//! `0003_sessions_hooks.sql`, `0004_episodic_agent_state.sql`, `0005_graph.sql`,
 //! `0006_procedural_workflow_artifacts.sql`) instead of encoding them into `kv_store`, and runs on the same
 //! pool, role and per-transaction tenant setting as [`PostgresBackend`](crate::PostgresBackend):
 //! every operation is a transaction that starts with `set_config('app.tenant_id', $1, true)`,
@@ -16,6 +16,7 @@ mod agent_state;
 mod artifacts;
 mod episodic;
 mod event_log;
+mod graph;
 mod hooks;
 mod procedural;
 mod sessions;
@@ -38,6 +39,7 @@ pub use artifacts::PostgresArtifactStore;
 pub use episodic::PostgresEpisodicStore;
 pub(crate) use event_log::EnsuredMonths;
 pub use event_log::PostgresEventLogStore;
+pub use graph::PostgresGraphStore;
 pub use hooks::PostgresHookHistoryStore;
 pub use procedural::PostgresProceduralStore;
 pub use sessions::PostgresSessionStore;

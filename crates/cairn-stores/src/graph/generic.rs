@@ -18,12 +18,12 @@ use cairn_core::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 use super::keys::{GraphKey, GraphPrefix, Kind, Side, last_id};
 use super::{
-    AsOf, Bitemporal, Direction, Entity, EntityInput, GraphStore, MAX_TRAVERSE_DEPTH, Relationship,
-    RelationshipInput, TraversalHit, TraverseRequest,
+    AsOf, Bitemporal, Direction, Entity, EntityInput, GraphStore, Relationship, RelationshipInput,
+    TraversalHit, TraverseRequest, Validity, check_interval, to_utc,
 };
 use crate::codec::check_id;
 use crate::codec::{decode_record, encode_record};
@@ -156,31 +156,6 @@ impl Step {
         next.path.push(id.to_owned());
         next.relationships.push(relationship.to_owned());
         next
-    }
-}
-
-/// Times in UTC, so every stored time encodes.
-///
-/// # Errors
-/// `InvalidInput` when the time cannot be expressed in UTC.
-fn utc(field: &'static str, t: OffsetDateTime) -> Result<OffsetDateTime> {
-    t.checked_to_offset(UtcOffset::UTC)
-        .ok_or_else(|| Error::invalid_input(format!("{field} is out of range")))
-}
-
-fn utc_opt(field: &'static str, t: Option<OffsetDateTime>) -> Result<Option<OffsetDateTime>> {
-    t.map(|t| utc(field, t)).transpose()
-}
-
-/// Checks `valid_from < valid_to`.
-fn check_interval(valid_from: OffsetDateTime, valid_to: Option<OffsetDateTime>) -> Result<()> {
-    match valid_to {
-        Some(to) if to <= valid_from => {
-            Err(Error::invalid_input("valid_to must be after valid_from")
-                .with_context("valid_from", valid_from)
-                .with_context("valid_to", to))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -539,13 +514,10 @@ fn dangling(key: &Key) -> Error {
 #[async_trait]
 impl GraphStore for GenericGraphStore {
     async fn upsert_entity(&self, input: EntityInput) -> Result<Entity> {
-        check_id("entity id", &input.id)?;
-        check_id("entity type", &input.entity_type)?;
-        let valid_from = utc_opt("valid_from", input.valid_from)?;
-        let valid_to = utc_opt("valid_to", input.valid_to)?;
-        if let Some(from) = valid_from {
-            check_interval(from, valid_to)?;
-        }
+        let Validity {
+            valid_from,
+            valid_to,
+        } = input.validate()?;
         self.write(&input.id, |current: Option<&Entity>, now| {
             let valid_from = valid_from.unwrap_or(now);
             check_interval(valid_from, valid_to)?;
@@ -568,7 +540,7 @@ impl GraphStore for GenericGraphStore {
 
     async fn close_entity(&self, id: &str, valid_to: OffsetDateTime) -> Result<Entity> {
         check_id("entity id", id)?;
-        let valid_to = utc("valid_to", valid_to)?;
+        let valid_to = to_utc("valid_to", valid_to)?;
         self.write(id, |current: Option<&Entity>, _| {
             let mut next = current.ok_or_else(|| not_found("entity", id))?.clone();
             check_interval(next.time.valid_from, Some(valid_to))?;
@@ -642,15 +614,10 @@ impl GraphStore for GenericGraphStore {
     }
 
     async fn upsert_relationship(&self, input: RelationshipInput) -> Result<Relationship> {
-        check_id("relationship id", &input.id)?;
-        check_id("relationship from", &input.from)?;
-        check_id("relationship to", &input.to)?;
-        check_id("relation type", &input.relation_type)?;
-        let valid_from = utc_opt("valid_from", input.valid_from)?;
-        let valid_to = utc_opt("valid_to", input.valid_to)?;
-        if let Some(from) = valid_from {
-            check_interval(from, valid_to)?;
-        }
+        let Validity {
+            valid_from,
+            valid_to,
+        } = input.validate()?;
         self.require_entities(&input.from, &input.to).await?;
         self.write(&input.id, |current: Option<&Relationship>, now| {
             if let Some(c) = current {
@@ -685,7 +652,7 @@ impl GraphStore for GenericGraphStore {
 
     async fn close_relationship(&self, id: &str, valid_to: OffsetDateTime) -> Result<Relationship> {
         check_id("relationship id", id)?;
-        let valid_to = utc("valid_to", valid_to)?;
+        let valid_to = to_utc("valid_to", valid_to)?;
         self.write(id, |current: Option<&Relationship>, _| {
             let mut next = current
                 .ok_or_else(|| not_found("relationship", id))?
@@ -736,15 +703,7 @@ impl GraphStore for GenericGraphStore {
 
     async fn traverse(&self, start: &str, request: TraverseRequest) -> Result<Vec<TraversalHit>> {
         check_id("start entity id", start)?;
-        if request.max_depth == 0 || request.max_depth > MAX_TRAVERSE_DEPTH {
-            return Err(Error::invalid_input(format!(
-                "max_depth must be 1 to {MAX_TRAVERSE_DEPTH}, got {}",
-                request.max_depth
-            )));
-        }
-        for t in request.relation_types.iter().flatten() {
-            check_id("relation type", t)?;
-        }
+        request.validate()?;
         let view = View::new(request.as_of);
         if self.resolve::<Entity>(start, view).await?.is_none() {
             return Ok(Vec::new());

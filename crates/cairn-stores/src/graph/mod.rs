@@ -38,11 +38,12 @@ mod keys;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use cairn_core::Result;
+use cairn_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
+use crate::codec::check_id;
 use crate::paging::{Page, PageRequest};
 
 pub use generic::GenericGraphStore;
@@ -158,6 +159,66 @@ impl EntityInput {
             valid_to: None,
         }
     }
+
+    /// Checks the id, the type and the validity interval as far as the input gives it.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty or over-long id or type, a time that cannot be expressed
+    /// in UTC, or `valid_to <= valid_from`.
+    pub fn validate(&self) -> Result<Validity> {
+        check_id("entity id", &self.id)?;
+        check_id("entity type", &self.entity_type)?;
+        Validity::new(self.valid_from, self.valid_to)
+    }
+}
+
+/// The validity interval of a write, checked by [`EntityInput::validate`] or
+/// [`RelationshipInput::validate`], in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// Start of validity; `None` means the time of the write, which the writer checks
+    /// against `valid_to` with [`check_interval`].
+    pub valid_from: Option<OffsetDateTime>,
+    /// End of validity (exclusive); `None` means open-ended.
+    pub valid_to: Option<OffsetDateTime>,
+}
+
+impl Validity {
+    fn new(valid_from: Option<OffsetDateTime>, valid_to: Option<OffsetDateTime>) -> Result<Self> {
+        let valid_from = valid_from.map(|t| to_utc("valid_from", t)).transpose()?;
+        let valid_to = valid_to.map(|t| to_utc("valid_to", t)).transpose()?;
+        if let Some(from) = valid_from {
+            check_interval(from, valid_to)?;
+        }
+        Ok(Validity {
+            valid_from,
+            valid_to,
+        })
+    }
+}
+
+/// `t` in UTC, the offset every implementation stores.
+///
+/// # Errors
+/// `InvalidInput` naming `field` when the time cannot be expressed in UTC.
+pub fn to_utc(field: &'static str, t: OffsetDateTime) -> Result<OffsetDateTime> {
+    t.checked_to_offset(UtcOffset::UTC)
+        .ok_or_else(|| Error::invalid_input(format!("{field} is out of range")))
+}
+
+/// Checks `valid_from < valid_to` (an open `valid_to` always passes).
+///
+/// # Errors
+/// `InvalidInput` when `valid_to <= valid_from`.
+pub fn check_interval(valid_from: OffsetDateTime, valid_to: Option<OffsetDateTime>) -> Result<()> {
+    match valid_to {
+        Some(to) if to <= valid_from => {
+            Err(Error::invalid_input("valid_to must be after valid_from")
+                .with_context("valid_from", valid_from)
+                .with_context("valid_to", to))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One version of a directed relationship `from -> to`.
@@ -219,6 +280,18 @@ impl RelationshipInput {
             valid_to: None,
         }
     }
+
+    /// Checks the ids, the type and the validity interval as far as the input gives it.
+    ///
+    /// # Errors
+    /// As for [`EntityInput::validate`], for the relationship's id, `from`, `to` and type.
+    pub fn validate(&self) -> Result<Validity> {
+        check_id("relationship id", &self.id)?;
+        check_id("relationship from", &self.from)?;
+        check_id("relationship to", &self.to)?;
+        check_id("relation type", &self.relation_type)?;
+        Validity::new(self.valid_from, self.valid_to)
+    }
 }
 
 /// Which relationships of an entity to follow.
@@ -254,6 +327,23 @@ impl TraverseRequest {
             direction: Direction::Outgoing,
             as_of: None,
         }
+    }
+
+    /// Checks the depth and the relation types.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a depth outside 1 to [`MAX_TRAVERSE_DEPTH`] or a bad type.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_depth == 0 || self.max_depth > MAX_TRAVERSE_DEPTH {
+            return Err(Error::invalid_input(format!(
+                "max_depth must be 1 to {MAX_TRAVERSE_DEPTH}, got {}",
+                self.max_depth
+            )));
+        }
+        for t in self.relation_types.iter().flatten() {
+            check_id("relation type", t)?;
+        }
+        Ok(())
     }
 }
 
