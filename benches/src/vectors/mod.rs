@@ -31,7 +31,8 @@ use std::time::Instant;
 use cairn_core::{StorageBackend, TenantId};
 use cairn_memory::MemoryBackend;
 use cairn_postgres::{PostgresBackend, PostgresConfig, PostgresVectorStore};
-use cairn_stores::vectors::{GenericVectorStore, VectorStore};
+use cairn_sled::{SledBackend, SledConfig};
+use cairn_stores::vectors::{GenericVectorStore, HnswParams, HnswVectorStore, VectorStore};
 use clap::ValueEnum;
 use serde::Serialize;
 
@@ -54,6 +55,11 @@ pub(crate) enum EngineKind {
     Generic,
     /// `cairn_postgres::PostgresVectorStore`: pgvector HNSW (m = 16, ef_construction = 128).
     Pgvector,
+    /// `cairn_stores::HnswVectorStore` on `cairn-memory` (default parameters: M 32,
+    /// ef_construction 128); its ready step waits for the background sealing.
+    Hnsw,
+    /// The same engine on a temporary sled database (balanced mode), segments persisted.
+    HnswSled,
 }
 
 impl EngineKind {
@@ -257,6 +263,17 @@ async fn open(kind: EngineKind, url: Option<&str>, settings: &Settings) -> Bench
                 Arc::new(GenericVectorStore::new(backend)),
             ))
         }
+        EngineKind::Hnsw => {
+            let backend = MemoryBackend::new().tenant(&tenant);
+            Ok(hnsw_engine("hnsw-memory", backend)?)
+        }
+        EngineKind::HnswSled => {
+            let name = format!("cairn-bench-hnsw-{}", std::process::id());
+            let mut config = SledConfig::new(std::env::temp_dir().join(name));
+            config.temporary = true;
+            let backend = SledBackend::open(config).await?.tenant(&tenant);
+            Ok(hnsw_engine("hnsw-sled", backend)?)
+        }
         EngineKind::Pgvector => {
             let url = url.ok_or("the pgvector engine needs DATABASE_URL")?;
             let mut config = PostgresConfig::new(url);
@@ -287,6 +304,23 @@ async fn open(kind: EngineKind, url: Option<&str>, settings: &Settings) -> Bench
             })
         }
     }
+}
+
+/// The in-process HNSW engine on `backend`, ready once every buffered vector is sealed into
+/// a segment (so the queries measure the graphs, not the exact buffer).
+fn hnsw_engine(
+    name: &'static str,
+    backend: Arc<dyn StorageBackend>,
+) -> BenchResult<Engine> {
+    let store = HnswVectorStore::new(backend, HnswParams::default())?;
+    let waiter = store.clone();
+    Ok(Engine {
+        ready: Some(Box::new(move |_| {
+            let waiter = waiter.clone();
+            Box::pin(async move { Ok(waiter.wait_sealed().await?) })
+        })),
+        ..Engine::approximate(name, Arc::new(store))
+    })
 }
 
 /// Times the raw insert paths and puts the store's load beside them.
