@@ -308,10 +308,7 @@ async fn open(kind: EngineKind, url: Option<&str>, settings: &Settings) -> Bench
 
 /// The in-process HNSW engine on `backend`, ready once every buffered vector is sealed into
 /// a segment (so the queries measure the graphs, not the exact buffer).
-fn hnsw_engine(
-    name: &'static str,
-    backend: Arc<dyn StorageBackend>,
-) -> BenchResult<Engine> {
+fn hnsw_engine(name: &'static str, backend: Arc<dyn StorageBackend>) -> BenchResult<Engine> {
     let store = HnswVectorStore::new(backend, HnswParams::default())?;
     let waiter = store.clone();
     Ok(Engine {
