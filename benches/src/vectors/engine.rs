@@ -46,6 +46,8 @@ pub(crate) struct Engine {
     pub(crate) approximate: bool,
     /// Run after the load and timed as build/seal time.
     pub(crate) ready: Option<ReadyHook>,
+    /// Whether searches set [`SearchRequest::exact`] (an approximate store's exact mode).
+    pub(crate) exact_requests: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Engine {
             .field("store", &self.store)
             .field("approximate", &self.approximate)
             .field("ready", &self.ready.is_some())
+            .field("exact_requests", &self.exact_requests)
             .finish()
     }
 }
@@ -67,6 +70,7 @@ impl Engine {
             store,
             approximate: false,
             ready: None,
+            exact_requests: false,
         }
     }
 
@@ -182,6 +186,7 @@ pub(crate) async fn query(
     let queries = data.shape().queries;
     let request = |q: usize| SearchRequest {
         ef_search,
+        exact: engine.exact_requests,
         ..SearchRequest::new(data.query(q).to_vec(), K)
     };
     for q in 0..WARMUP_QUERIES.min(queries) {

@@ -60,6 +60,9 @@ pub(crate) enum EngineKind {
     Hnsw,
     /// The same engine on a temporary sled database (balanced mode), segments persisted.
     HnswSled,
+    /// The HNSW engine on `cairn-memory` queried in its exact mode (`SearchRequest::exact`):
+    /// Cairn's exact-scan kernel over contiguous `f32` rows.
+    HnswExact,
 }
 
 impl EngineKind {
@@ -266,6 +269,14 @@ async fn open(kind: EngineKind, url: Option<&str>, settings: &Settings) -> Bench
         EngineKind::Hnsw => {
             let backend = MemoryBackend::new().tenant(&tenant);
             Ok(hnsw_engine("hnsw-memory", backend)?)
+        }
+        EngineKind::HnswExact => {
+            let backend = MemoryBackend::new().tenant(&tenant);
+            let store = HnswVectorStore::new(backend, HnswParams::default())?;
+            Ok(Engine {
+                exact_requests: true,
+                ..Engine::exact("hnsw-exact-mode", Arc::new(store))
+            })
         }
         EngineKind::HnswSled => {
             let name = format!("cairn-bench-hnsw-{}", std::process::id());
