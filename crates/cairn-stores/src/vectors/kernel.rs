@@ -43,6 +43,15 @@ impl Query {
         }
     }
 
+    /// The score of `candidate` whose Euclidean norm is `norm` (from [`row_norm`]): equal to
+    /// [`Query::score`] bit for bit, one pass over the vector even for cosine.
+    pub(crate) fn score_with_norm(&self, candidate: &[f32], norm: f32) -> f32 {
+        match self.metric {
+            Metric::Cosine => dot(&self.vector, candidate) / (self.norm * norm),
+            Metric::Dot | Metric::L2 => self.score(candidate),
+        }
+    }
+
     /// Turns a score into a rank where higher is always better.
     pub(crate) fn rank(&self, score: f32) -> f32 {
         match self.metric {
@@ -55,6 +64,11 @@ impl Query {
     pub(crate) fn score_of_rank(&self, rank: f32) -> f32 {
         self.rank(rank)
     }
+}
+
+/// The Euclidean norm of a stored vector, kept beside it so cosine scans read each vector once.
+pub(crate) fn row_norm(vector: &[f32]) -> f32 {
+    dot(vector, vector).sqrt()
 }
 
 /// The dot product of two equally long vectors.

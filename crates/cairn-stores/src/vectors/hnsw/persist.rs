@@ -18,6 +18,7 @@ use super::segment::Segment;
 use crate::codec::{decode_record, encode_record};
 use crate::retry::settled;
 use crate::vectors::generic::{GenericVectorStore, Loaded};
+use crate::vectors::kernel::row_norm;
 use crate::vectors::keys::VectorKey;
 use crate::vectors::{Metadata, Metric};
 
@@ -143,11 +144,13 @@ fn decode(bytes: &[u8], number: u64, dimension: usize) -> Result<Segment> {
     }
     let graph = Graph { zero, upper };
     graph.check()?;
+    let norms = vectors.chunks_exact(dimension).map(row_norm).collect();
     Ok(Segment {
         number,
         dimension,
         ids,
         vectors,
+        norms,
         metadata: vec![Metadata::new(); rows],
         graph,
     })

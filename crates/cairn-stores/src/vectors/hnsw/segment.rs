@@ -6,15 +6,16 @@ use cairn_core::Result;
 
 use super::graph::{self, Graph};
 use crate::vectors::generic::matches;
-use crate::vectors::kernel::{Candidate, Query, TopK};
+use crate::vectors::kernel::{Candidate, Query, TopK, row_norm};
 use crate::vectors::{Metadata, Metric};
 
-/// Rows in contiguous storage: row `i` is `ids[i]`, `vectors[i * dimension..][..dimension]`,
-/// `metadata[i]`.
+/// Rows in contiguous storage: row `i` is `ids[i]`, `vectors[i * dimension..][..dimension]`
+/// with norm `norms[i]`, `metadata[i]`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RowsView<'a> {
     pub(super) ids: &'a [String],
     pub(super) vectors: &'a [f32],
+    pub(super) norms: &'a [f32],
     pub(super) metadata: &'a [Metadata],
     /// Tombstones: `dead[i]` hides row `i`.
     pub(super) dead: &'a [bool],
@@ -25,6 +26,11 @@ impl<'a> RowsView<'a> {
     /// Row `row`'s vector.
     pub(super) fn vector(&self, row: usize) -> &'a [f32] {
         &self.vectors[row * self.dimension..][..self.dimension]
+    }
+
+    /// Row `row`'s exact score for `query`.
+    fn score(&self, query: &Query, row: usize) -> f32 {
+        query.score_with_norm(self.vector(row), self.norms[row])
     }
 }
 
@@ -67,11 +73,16 @@ impl Probe<'_> {
     /// Scores every live row exactly: the kernel over contiguous storage, no allocation per
     /// row that does not enter `top`.
     pub(super) fn scan<'a>(&self, rows: RowsView<'a>, top: &mut Top<'a>) {
-        for (row, vector) in rows.vectors.chunks_exact(rows.dimension).enumerate() {
+        for (row, (vector, &norm)) in rows
+            .vectors
+            .chunks_exact(rows.dimension)
+            .zip(rows.norms)
+            .enumerate()
+        {
             if rows.dead[row] {
                 continue;
             }
-            let score = self.query.score(vector);
+            let score = self.query.score_with_norm(vector, norm);
             let rank = self.query.rank(score);
             if self.threshold.is_some_and(|t| rank < t) || !top.admits(rank) {
                 continue;
@@ -91,9 +102,7 @@ impl Probe<'_> {
                 return self.scan(rows, top);
             }
             let found = graph.search(ef, |node| {
-                -self
-                    .query
-                    .rank(self.query.score(rows.vector(node as usize)))
+                -self.query.rank(rows.score(self.query, node as usize))
             });
             if found.len() < ef {
                 // Part of the graph is unreachable from the entry point: read it all.
@@ -134,6 +143,8 @@ pub(super) struct Segment {
     pub(super) dimension: usize,
     pub(super) ids: Vec<String>,
     pub(super) vectors: Vec<f32>,
+    /// Each row's norm ([`row_norm`]), derived from `vectors`, never persisted.
+    pub(super) norms: Vec<f32>,
     pub(super) metadata: Vec<Metadata>,
     pub(super) graph: Graph,
 }
@@ -162,6 +173,7 @@ impl Segment {
             dimension,
             ids: Vec::with_capacity(order.len()),
             vectors: Vec::with_capacity(vectors.len()),
+            norms: Vec::with_capacity(order.len()),
             metadata: Vec::with_capacity(order.len()),
             graph,
         };
@@ -171,9 +183,9 @@ impl Segment {
             sorted
                 .metadata
                 .push(metadata[row].take().unwrap_or_default());
-            sorted
-                .vectors
-                .extend_from_slice(&vectors[row * dimension..][..dimension]);
+            let vector = &vectors[row * dimension..][..dimension];
+            sorted.norms.push(row_norm(vector));
+            sorted.vectors.extend_from_slice(vector);
         }
         Ok((sorted, order))
     }
@@ -193,6 +205,7 @@ impl Segment {
         RowsView {
             ids: &self.ids,
             vectors: &self.vectors,
+            norms: &self.norms,
             metadata: &self.metadata,
             dead,
             dimension: self.dimension,

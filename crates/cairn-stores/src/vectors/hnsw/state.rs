@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::segment::{Probe, RowsView, Segment, Top};
 use crate::vectors::Metadata;
+use crate::vectors::kernel::row_norm;
 
 /// More sealed segments than this are merged.
 pub(super) const MAX_SEGMENTS: usize = 8;
@@ -32,6 +33,7 @@ pub(super) struct Buffer {
     first: u64,
     ids: Vec<String>,
     vectors: Vec<f32>,
+    norms: Vec<f32>,
     metadata: Vec<Metadata>,
     dead: Vec<bool>,
 }
@@ -39,6 +41,7 @@ pub(super) struct Buffer {
 impl Buffer {
     fn push(&mut self, id: String, vector: &[f32], metadata: Metadata) -> u64 {
         self.ids.push(id);
+        self.norms.push(row_norm(vector));
         self.vectors.extend_from_slice(vector);
         self.metadata.push(metadata);
         self.dead.push(false);
@@ -58,6 +61,7 @@ impl Buffer {
         RowsView {
             ids: &self.ids,
             vectors: &self.vectors,
+            norms: &self.norms,
             metadata: &self.metadata,
             dead: &self.dead,
             dimension,
@@ -69,6 +73,7 @@ impl Buffer {
         let n = (end.saturating_sub(self.first) as usize).min(self.ids.len());
         self.ids.drain(..n);
         self.vectors.drain(..n * dimension);
+        self.norms.drain(..n);
         self.metadata.drain(..n);
         self.dead.drain(..n);
         self.first += n as u64;
