@@ -98,6 +98,24 @@ fn pseudo_random(seed: u64, dimension: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A backend on a database of its own where `enable_sort = off`, so the planner prices an
+/// exact scan of a small collection as it would for a large one (see the tests below).
+async fn sort_averse_backend() -> (common::TempDatabase, PostgresBackend) {
+    let database = common::TempDatabase::create().await;
+    common::client(&common::database_url())
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET enable_sort = off",
+            database.name
+        ))
+        .await
+        .unwrap();
+    let backend = PostgresBackend::connect(common::test_config(&database.url))
+        .await
+        .unwrap();
+    (database, backend)
+}
+
 /// A 3072-dimension collection is searched through the HNSW index on its `halfvec`
 /// expression, not by a sequential scan, and the hits are re-ranked exactly.
 ///
@@ -109,18 +127,7 @@ fn pseudo_random(seed: u64, dimension: usize) -> Vec<f32> {
 /// partial-index predicate) and how a large collection is searched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_of_3072_dimensions_uses_the_halfvec_hnsw_index() {
-    let database = common::TempDatabase::create().await;
-    common::client(&common::database_url())
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET enable_sort = off",
-            database.name
-        ))
-        .await
-        .unwrap();
-    let backend = cairn_postgres::PostgresBackend::connect(common::test_config(&database.url))
-        .await
-        .unwrap();
+    let (_database, backend) = sort_averse_backend().await;
     let store = PostgresVectorStore::new(&backend.scoped(&common::random_tenant()));
     store
         .create_collection("wide", 3072, Metric::Cosine)
@@ -258,18 +265,7 @@ fn records(count: u64, dimension: usize) -> Vec<VectorRecord> {
 /// the exact scan as for a large collection, so an index, where there is one, must be used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dimension_gets_a_table_with_the_index_its_size_allows() {
-    let database = common::TempDatabase::create().await;
-    common::client(&common::database_url())
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET enable_sort = off",
-            database.name
-        ))
-        .await
-        .unwrap();
-    let backend = cairn_postgres::PostgresBackend::connect(common::test_config(&database.url))
-        .await
-        .unwrap();
+    let (database, backend) = sort_averse_backend().await;
     let store = PostgresVectorStore::new(&backend.scoped(&common::random_tenant()));
     let owner = common::client(&database.url).await;
     for (dimension, metric, index) in [

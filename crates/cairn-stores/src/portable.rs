@@ -158,6 +158,29 @@ pub(crate) async fn scan_export(
     Ok((page.entries, next))
 }
 
+/// An export page of a generic store whose portable record is its stored record `T` (no
+/// blob): the records under `prefix` after the cursor, decoded and re-encoded.
+///
+/// # Errors
+/// As [`scan_export`]; `Corruption` for a stored record that does not decode.
+pub(crate) async fn export_records<T: Serialize + DeserializeOwned>(
+    backend: &dyn StorageBackend,
+    prefix: &str,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<ExportPage> {
+    let (entries, next) = scan_export(backend, prefix, after, limit).await?;
+    let records = entries
+        .iter()
+        .map(|(key, bytes)| {
+            let record: T =
+                crate::codec::decode_record(bytes).map_err(|e| e.with_context("key", key))?;
+            encode_portable(&record, &[])
+        })
+        .collect::<Result<_>>()?;
+    Ok(ExportPage { records, next })
+}
+
 /// An export page of `items`, fetched as up to `limit + 1` rows in export order (the extra
 /// one only tells that another page follows): the first `limit` encoded by `encode`, and
 /// when more follow, the cursor `cursor` gives for the last of them.

@@ -14,7 +14,7 @@ use crate::codec::{decode_record, encode_record, last_u64};
 use crate::kvops::{
     Guard, RangeScan, check_id, check_range, commit, delete_guarded, retry, utc_or_now,
 };
-use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
+use crate::portable::{ExportPage, PortableStore, decode_portable, export_records};
 
 /// The per-session counter appends compare-and-swap on.
 #[derive(Debug, Serialize, Deserialize)]
@@ -290,22 +290,13 @@ impl EpisodicStore for GenericEpisodicStore {
 #[async_trait]
 impl PortableStore for GenericEpisodicStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
-        let (entries, next) = scan_export(
+        export_records::<TurnRecord>(
             &*self.backend,
             &EpisodicKey::all_turns_prefix(),
             after,
             limit,
         )
-        .await?;
-        let records = entries
-            .iter()
-            .map(|(key, bytes)| {
-                let turn: TurnRecord =
-                    decode_record(bytes).map_err(|e| e.with_context("key", key))?;
-                encode_portable(&turn, &[])
-            })
-            .collect::<Result<_>>()?;
-        Ok(ExportPage { records, next })
+        .await
     }
 
     async fn import(&self, records: &[Bytes]) -> Result<()> {

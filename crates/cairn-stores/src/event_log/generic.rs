@@ -16,7 +16,7 @@ use crate::codec::{decode_record, encode_record};
 use crate::kvops::{
     RangeScan, SCAN_PAGE, check_backlink, check_id, check_range, follow, utc_or_now,
 };
-use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
+use crate::portable::{ExportPage, PortableStore, decode_portable, export_records};
 use crate::stream::{TimeStream, stream_range};
 
 /// The event log implemented once over the key-value contract (layout in
@@ -215,17 +215,8 @@ impl EventLogStore for GenericEventLogStore {
 #[async_trait]
 impl PortableStore for GenericEventLogStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
-        let (entries, next) =
-            scan_export(&*self.backend, &EventStream::All.prefix(), after, limit).await?;
-        let records = entries
-            .iter()
-            .map(|(key, bytes)| {
-                let record: EventRecord =
-                    decode_record(bytes).map_err(|e| e.with_context("key", key))?;
-                encode_portable(&record, &[])
-            })
-            .collect::<Result<_>>()?;
-        Ok(ExportPage { records, next })
+        export_records::<EventRecord>(&*self.backend, &EventStream::All.prefix(), after, limit)
+            .await
     }
 
     async fn import(&self, records: &[Bytes]) -> Result<()> {

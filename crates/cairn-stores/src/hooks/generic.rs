@@ -16,7 +16,7 @@ use crate::codec::{decode_record, encode_record};
 use crate::kvops::{
     RangeScan, SCAN_PAGE, check_backlink, check_id, check_range, follow, utc_or_now,
 };
-use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
+use crate::portable::{ExportPage, PortableStore, decode_portable, export_records};
 use crate::stream::{TimeStream, stream_range};
 
 /// A per-hook index entry: the record's time and id (its place in [`HookStream::All`]) plus
@@ -210,17 +210,7 @@ impl HookHistoryStore for GenericHookHistoryStore {
 #[async_trait]
 impl PortableStore for GenericHookHistoryStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
-        let (entries, next) =
-            scan_export(&*self.backend, &HookStream::All.prefix(), after, limit).await?;
-        let records = entries
-            .iter()
-            .map(|(key, bytes)| {
-                let record: HookRecord =
-                    decode_record(bytes).map_err(|e| e.with_context("key", key))?;
-                encode_portable(&record, &[])
-            })
-            .collect::<Result<_>>()?;
-        Ok(ExportPage { records, next })
+        export_records::<HookRecord>(&*self.backend, &HookStream::All.prefix(), after, limit).await
     }
 
     async fn import(&self, records: &[Bytes]) -> Result<()> {

@@ -15,7 +15,7 @@ use super::{Session, SessionStore, check_session, check_ttl, expiry};
 use crate::artifacts::check_hash;
 use crate::codec::{check_id, decode_record, encode_record, unescape_id};
 use crate::paging::Page;
-use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
+use crate::portable::{ExportPage, PortableStore, decode_portable, export_records};
 use crate::retry::{retry, settled};
 
 /// Index entries read per page by [`SessionStore::purge_expired`].
@@ -337,17 +337,7 @@ impl SessionStore for GenericSessionStore {
 #[async_trait]
 impl PortableStore for GenericSessionStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
-        let (entries, next) =
-            scan_export(&*self.backend, &SessionKey::records_prefix(), after, limit).await?;
-        let records = entries
-            .iter()
-            .map(|(key, bytes)| {
-                let session: Session =
-                    decode_record(bytes).map_err(|e| e.with_context("key", key))?;
-                encode_portable(&session, &[])
-            })
-            .collect::<Result<_>>()?;
-        Ok(ExportPage { records, next })
+        export_records::<Session>(&*self.backend, &SessionKey::records_prefix(), after, limit).await
     }
 
     async fn import(&self, records: &[Bytes]) -> Result<()> {
