@@ -18,7 +18,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
 use super::timestamps::{join, optional_at, split};
-use super::{bigint, export_fetch, query, stored_u64};
+use super::{bigint, export_after_id, export_fetch, query, stored_u64};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -418,13 +418,7 @@ impl ProceduralStore for PostgresProceduralStore {
 impl PortableStore for PostgresProceduralStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
         let fetch = export_fetch(limit)?;
-        let after = after
-            .map(|cursor| {
-                std::str::from_utf8(cursor).map_err(|_| {
-                    Error::invalid_input("export cursor was not produced by this store")
-                })
-            })
-            .transpose()?;
+        let after = export_after_id(after)?;
         let tenant = self.tenant();
         let procedures = self
             .procedures(sql::EXPORT, &[&tenant, &after, &fetch], "procedural_export")

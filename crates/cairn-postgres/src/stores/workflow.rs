@@ -16,7 +16,7 @@ use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use super::timestamps::{join, optional_at, split};
-use super::{export_fetch, query};
+use super::{export_after_id, export_fetch, query};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -325,13 +325,7 @@ impl PortableStore for PostgresWorkflowStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
         const OP: &str = "workflow_export";
         let fetch = export_fetch(limit)?;
-        let after = after
-            .map(|cursor| {
-                std::str::from_utf8(cursor).map_err(|_| {
-                    Error::invalid_input("export cursor was not produced by this store")
-                })
-            })
-            .transpose()?;
+        let after = export_after_id(after)?;
         let tenant = self.tenant();
         let rows = query(&self.backend, sql::EXPORT, &[&tenant, &after, &fetch], OP).await?;
         let workflows = rows

@@ -345,7 +345,6 @@ impl PortableStore for GenericProceduralStore {
         for record in records {
             let (procedure, _): (StoredProcedure, _) = decode_portable(record)?;
             check_stored_procedure(&procedure)?;
-            check_procedure(&procedure.procedure)?;
             procedures.insert(record_key(&procedure.procedure.id)?, procedure);
         }
         if procedures.is_empty() {
