@@ -9,14 +9,14 @@ use std::sync::Arc;
 use cairn_core::StorageBackend;
 use cairn_postgres::{
     PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresSessionStore,
+    PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore, PostgresWorkflowStore,
 };
 use cairn_stores::event_log::Event;
 use cairn_stores::portable::copy;
 use cairn_stores::{
     AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
-    GenericEventLogStore, GenericHookHistoryStore, GenericSessionStore, HookHistoryStore,
-    SessionStore,
+    GenericEventLogStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
+    GenericWorkflowStore, HookHistoryStore, ProceduralStore, SessionStore, WorkflowStore,
 };
 use cairn_testkit::portable::{self, Portable};
 use serde_json::json;
@@ -118,6 +118,22 @@ both_ways!(
     hooks_copy_faithfully,
     hooks_native_to_generic,
     hooks_generic_to_native
+);
+both_ways!(
+    ProceduralStore,
+    PostgresProceduralStore,
+    GenericProceduralStore,
+    procedural_copy_faithfully,
+    procedural_native_to_generic,
+    procedural_generic_to_native
+);
+both_ways!(
+    WorkflowStore,
+    PostgresWorkflowStore,
+    GenericWorkflowStore,
+    workflow_copy_faithfully,
+    workflow_native_to_generic,
+    workflow_generic_to_native
 );
 
 /// Which partition of `events` holds the event `id` (read as the superuser, from outside the

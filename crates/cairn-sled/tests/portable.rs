@@ -9,8 +9,8 @@ use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_stores::{
     AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
-    GenericEventLogStore, GenericHookHistoryStore, GenericSessionStore, HookHistoryStore,
-    SessionStore,
+    GenericEventLogStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
+    GenericWorkflowStore, HookHistoryStore, ProceduralStore, SessionStore, WorkflowStore,
 };
 use cairn_testkit::portable::{self, Portable};
 
@@ -59,4 +59,16 @@ memory_to_sled!(
     GenericHookHistoryStore,
     hooks_copy_faithfully,
     hooks_memory_to_sled
+);
+memory_to_sled!(
+    ProceduralStore,
+    GenericProceduralStore,
+    procedural_copy_faithfully,
+    procedural_memory_to_sled
+);
+memory_to_sled!(
+    WorkflowStore,
+    GenericWorkflowStore,
+    workflow_copy_faithfully,
+    workflow_memory_to_sled
 );

@@ -13,7 +13,10 @@ use cairn_stores::agent_state::{AgentStateStore, SnapshotInfo};
 use cairn_stores::episodic::{EpisodicStore, Role, Turn, TurnPage, TurnRecord};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, EventRecord, TypePattern};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord};
+use cairn_stores::paging::PageRequest;
 use cairn_stores::portable::{PortableStore, copy, encode_portable, fingerprint};
+use cairn_stores::procedural::{ProceduralStore, Procedure, StoredProcedure};
+use cairn_stores::workflow::{Transition, Workflow, WorkflowStatus, WorkflowStore};
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -559,6 +562,363 @@ pub async fn hooks_copy_faithfully(
             at: OffsetDateTime::UNIX_EPOCH.to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap()),
             ..original.clone()
         },
+    ] {
+        let bad = encode_portable(&bad, &[]).unwrap();
+        refused(
+            to_portable.as_ref(),
+            valid.clone(),
+            bad,
+            ErrorKind::InvalidInput,
+        )
+        .await;
+    }
+}
+
+/// Every procedure of `category`, read in pages of 2.
+async fn in_category(store: &Arc<dyn ProceduralStore>, category: &str) -> Vec<StoredProcedure> {
+    let mut out = Vec::new();
+    let mut request = PageRequest::first(2);
+    loop {
+        let page = store
+            .list_by_category(category, request.clone())
+            .await
+            .unwrap();
+        out.extend(page.items);
+        match request.next(page.next_after.as_deref()) {
+            Some(next) => request = next,
+            None => return out,
+        }
+    }
+}
+
+/// Procedural memory: every procedure (ids with `/` and `%`, non-ASCII text, nested content
+/// and metadata, one moved to another category, used and unused ones) survives a copy with
+/// its counters and exact times; the copy reads, lists by category and ranks (by success rate
+/// and by frequency, overall and per category) as the source does, and counts on from the
+/// copied counters. A re-import that changes a category moves the procedure in the listings.
+pub async fn procedural_copy_faithfully(
+    source: Portable<dyn ProceduralStore>,
+    target: Portable<dyn ProceduralStore>,
+) {
+    let (from, from_portable) = source;
+    let (to, to_portable) = target;
+    let categories = ["build", "a/b%c", "ünï"];
+    let mut ids = Vec::new();
+    for n in 0..12u32 {
+        let id = match n % 4 {
+            0 => format!("p{n}"),
+            1 => format!("dir/p{n}"),
+            2 => format!("100%/p{n}"),
+            _ => format!("ß{n}"),
+        };
+        let category = categories[n as usize % categories.len()];
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("n".into(), json!(n));
+        metadata.insert("tags".into(), json!(["x", {"deep": [1.5, null]}]));
+        from.upsert_procedure(Procedure {
+            id: id.clone(),
+            name: format!("procedure {n}"),
+            category: category.into(),
+            description: if n % 2 == 0 {
+                String::new()
+            } else {
+                "dö it".into()
+            },
+            content: json!({"steps": [n, "run", {"if": n % 3 == 0}]}),
+            metadata,
+        })
+        .await
+        .unwrap();
+        // Uses 0 to 5, with varied rates and ties.
+        for k in 0..(n % 6) {
+            from.record_outcome(&id, (n + k) % 3 != 0).await.unwrap();
+        }
+        ids.push(id);
+    }
+    // Moving one keeps its counters.
+    let moved = from.get(&ids[4]).await.unwrap().unwrap();
+    from.upsert_procedure(Procedure {
+        category: "moved".into(),
+        ..moved.procedure.clone()
+    })
+    .await
+    .unwrap();
+    copy_and_compare(from_portable.as_ref(), to_portable.as_ref()).await;
+
+    for id in &ids {
+        assert_eq!(
+            to.get(id).await.unwrap(),
+            from.get(id).await.unwrap(),
+            "{id}"
+        );
+    }
+    for category in categories.into_iter().chain(["moved"]) {
+        let expected = in_category(&from, category).await;
+        assert!(!expected.is_empty(), "{category}");
+        assert_eq!(in_category(&to, category).await, expected, "{category}");
+        for (limit, min_uses) in [(3, 0), (10, 2), (10, 5)] {
+            assert_eq!(
+                to.top_by_success_rate(Some(category), limit, min_uses)
+                    .await
+                    .unwrap(),
+                from.top_by_success_rate(Some(category), limit, min_uses)
+                    .await
+                    .unwrap(),
+                "{category} {limit} {min_uses}"
+            );
+        }
+        assert_eq!(
+            to.top_by_frequency(Some(category), 10).await.unwrap(),
+            from.top_by_frequency(Some(category), 10).await.unwrap(),
+            "{category}"
+        );
+    }
+    for (limit, min_uses) in [(1, 0), (5, 1), (100, 3)] {
+        let expected = from
+            .top_by_success_rate(None, limit, min_uses)
+            .await
+            .unwrap();
+        assert!(!expected.is_empty());
+        assert_eq!(
+            to.top_by_success_rate(None, limit, min_uses).await.unwrap(),
+            expected,
+            "{limit} {min_uses}"
+        );
+    }
+    assert_eq!(
+        to.top_by_frequency(None, 100).await.unwrap(),
+        from.top_by_frequency(None, 100).await.unwrap()
+    );
+    let before = from.get(&ids[5]).await.unwrap().unwrap().stats;
+    let after = to.record_outcome(&ids[5], false).await.unwrap();
+    assert_eq!(
+        (after.successes, after.failures),
+        (before.successes, before.failures + 1)
+    );
+
+    // A re-import moving a procedure to another category moves its listing entry.
+    let original = from.get(&ids[0]).await.unwrap().unwrap();
+    let recategorised = StoredProcedure {
+        procedure: Procedure {
+            category: "elsewhere".into(),
+            ..original.procedure.clone()
+        },
+        ..original.clone()
+    };
+    to_portable
+        .import(&[encode_portable(&recategorised, &[]).unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(in_category(&to, "elsewhere").await, vec![recategorised]);
+    assert!(
+        !in_category(&to, categories[0])
+            .await
+            .iter()
+            .any(|p| p.procedure.id == ids[0])
+    );
+
+    let valid = encode_portable(
+        &StoredProcedure {
+            procedure: Procedure {
+                id: "new".into(),
+                ..original.procedure.clone()
+            },
+            ..original.clone()
+        },
+        &[],
+    )
+    .unwrap();
+    let with = |edit: fn(&mut StoredProcedure)| {
+        let mut bad = original.clone();
+        edit(&mut bad);
+        bad
+    };
+    for bad in [
+        with(|p| p.procedure.name = String::new()),
+        with(|p| p.procedure.category = String::new()),
+        with(|p| p.procedure.id = "a\0b".into()),
+        with(|p| p.stats.successes = u64::MAX),
+        with(|p| p.stats.failures = i64::MAX as u64 + 1),
+        with(|p| {
+            p.created_at = p
+                .created_at
+                .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
+        }),
+        with(|p| p.stats.last_used_at = Some(datetime!(2026-01-01 0:00 -1))),
+    ] {
+        let bad = encode_portable(&bad, &[]).unwrap();
+        refused(
+            to_portable.as_ref(),
+            valid.clone(),
+            bad,
+            ErrorKind::InvalidInput,
+        )
+        .await;
+    }
+}
+
+/// Every workflow in `status`, listed in pages of 2.
+async fn in_status(store: &Arc<dyn WorkflowStore>, status: WorkflowStatus) -> Vec<Workflow> {
+    let mut out: Vec<Workflow> = Vec::new();
+    loop {
+        let after = out.last().map(|w| w.id.clone());
+        let page = store
+            .list_by_status(status, after.as_deref(), 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// Workflow state: every workflow (generated ids and ids with `/` and `%`, every status, inputs,
+/// outputs including JSON `null`, errors, exact times) survives a copy; the copy reads and lists
+/// by status as the source does, with the same durations, and its runs move on through the state
+/// machine. A re-import that changes a status moves the workflow in the listings.
+pub async fn workflow_copy_faithfully(
+    source: Portable<dyn WorkflowStore>,
+    target: Portable<dyn WorkflowStore>,
+) {
+    let (from, from_portable) = source;
+    let (to, to_portable) = target;
+    let mut ids = Vec::new();
+    for n in 0..15u32 {
+        let id = match n % 3 {
+            0 => None,
+            1 => Some(format!("run/{n}")),
+            _ => Some(format!("100%-ü{n}")),
+        };
+        let created = from
+            .create(
+                id.as_deref(),
+                &format!("flow {}", n % 4),
+                json!({"n": n, "x": [0.5, null]}),
+            )
+            .await
+            .unwrap();
+        let id = created.id;
+        let moves: Vec<Transition> = match n % 6 {
+            0 => vec![],
+            1 => vec![Transition::Start],
+            2 => vec![
+                Transition::Start,
+                Transition::Complete {
+                    output: json!({"ok": n}),
+                },
+            ],
+            3 => vec![
+                Transition::Start,
+                Transition::Fail {
+                    error: format!("failure ü {n}"),
+                },
+            ],
+            4 => vec![Transition::Cancel],
+            _ => vec![
+                Transition::Start,
+                if n % 2 == 0 {
+                    Transition::Cancel
+                } else {
+                    Transition::Complete {
+                        output: json!(null),
+                    }
+                },
+            ],
+        };
+        for step in moves {
+            from.transition(&id, step).await.unwrap();
+        }
+        ids.push(id);
+    }
+    copy_and_compare(from_portable.as_ref(), to_portable.as_ref()).await;
+
+    for id in &ids {
+        let expected = from.get(id).await.unwrap().unwrap();
+        let copied = to.get(id).await.unwrap().unwrap();
+        assert_eq!(copied.duration(), expected.duration(), "{id}");
+        assert_eq!(copied, expected, "{id}");
+    }
+    for status in WorkflowStatus::ALL {
+        let expected = in_status(&from, status).await;
+        assert!(!expected.is_empty(), "{status:?}");
+        assert_eq!(in_status(&to, status).await, expected, "{status:?}");
+    }
+    let pending = in_status(&to, WorkflowStatus::Pending).await.remove(0);
+    to.transition(&pending.id, Transition::Start).await.unwrap();
+    let running = in_status(&from, WorkflowStatus::Running).await.remove(0);
+    let done = to
+        .transition(
+            &running.id,
+            Transition::Complete {
+                output: json!("late"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.started_at, running.started_at);
+    let failed = in_status(&from, WorkflowStatus::Failed).await.remove(0);
+    let err = to
+        .transition(&failed.id, Transition::Start)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+
+    // A re-import moving a workflow to another status moves its listing entry.
+    let cancelled = Workflow {
+        status: WorkflowStatus::Cancelled,
+        finished_at: running.started_at,
+        ..running.clone()
+    };
+    to_portable
+        .import(&[encode_portable(&cancelled, &[]).unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(to.get(&running.id).await.unwrap(), Some(cancelled.clone()));
+    assert!(
+        in_status(&to, WorkflowStatus::Cancelled)
+            .await
+            .contains(&cancelled)
+    );
+    assert!(
+        !in_status(&to, WorkflowStatus::Completed)
+            .await
+            .iter()
+            .any(|w| w.id == running.id)
+    );
+
+    let valid = encode_portable(
+        &Workflow {
+            id: "new".into(),
+            ..failed.clone()
+        },
+        &[],
+    )
+    .unwrap();
+    let with = |edit: fn(&mut Workflow)| {
+        let mut bad = failed.clone();
+        edit(&mut bad);
+        bad
+    };
+    for bad in [
+        with(|w| w.id = String::new()),
+        with(|w| w.name = "a\0b".into()),
+        with(|w| w.error = None),
+        with(|w| w.output = Some(json!(1))),
+        with(|w| w.finished_at = None),
+        with(|w| w.status = WorkflowStatus::Running),
+        with(|w| {
+            w.status = WorkflowStatus::Pending;
+            w.finished_at = None;
+            w.error = None;
+        }),
+        with(|w| w.started_at = None),
+        with(|w| w.created_at = datetime!(2026-01-01 0:00 +1)),
+        with(|w| {
+            w.finished_at = w
+                .finished_at
+                .map(|at| at.to_offset(time::UtcOffset::from_hms(-3, 0, 0).unwrap()));
+        }),
     ] {
         let bad = encode_portable(&bad, &[]).unwrap();
         refused(

@@ -201,6 +201,19 @@ pub(crate) fn export_fetch(limit: usize) -> Result<i64> {
     Ok(bigint(limit as u64 + 1))
 }
 
+/// The id an export cursor of a store exported in id order holds (its last id).
+///
+/// # Errors
+/// `InvalidInput` for a cursor that is not UTF-8, which no such store produced.
+pub(crate) fn export_after_id(cursor: Option<&[u8]>) -> Result<Option<&str>> {
+    cursor
+        .map(|cursor| {
+            std::str::from_utf8(cursor)
+                .map_err(|_| Error::invalid_input("export cursor was not produced by this store"))
+        })
+        .transpose()
+}
+
 /// A stored counter, sequence number or size (never negative) as a `u64`.
 ///
 /// # Errors

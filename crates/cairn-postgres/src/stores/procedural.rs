@@ -3,17 +3,22 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use cairn_core::{Error, ErrorKind, Result, StorageBackend};
+use cairn_core::{Bytes, Error, ErrorKind, Result, StorageBackend};
 use cairn_stores::codec::check_id;
 use cairn_stores::paging::{Page, PageRequest};
-use cairn_stores::procedural::{OutcomeStats, ProceduralStore, Procedure, StoredProcedure};
+use cairn_stores::portable::{
+    ExportPage, PortableStore, decode_portable, encode_portable, page_of,
+};
+use cairn_stores::procedural::{
+    OutcomeStats, ProceduralStore, Procedure, StoredProcedure, check_stored_procedure,
+};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
 use super::timestamps::{join, optional_at, split};
-use super::{query, stored_u64};
+use super::{bigint, export_after_id, export_fetch, query, stored_u64};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -137,6 +142,39 @@ RETURNING successes, failures, last_used_at, last_used_ns";
         ranking!(" AND category = $4", "rate_key DESC, uses DESC, id");
     pub(super) const TOP_USES: &str = ranking!("", "uses DESC, id");
     pub(super) const TOP_USES_IN: &str = ranking!(" AND category = $4", "uses DESC, id");
+
+    /// Every procedure by id: `$2` the id to read after (NULL: from the start), `$3` the most
+    /// rows.
+    pub(super) const EXPORT: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM procedures WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id \
+         LIMIT $3"
+    );
+
+    /// Writes whole procedures, counters included, replacing those of the same id: `$2` ids,
+    /// `$3` categories, `$4` names, `$5` descriptions, `$6` contents, `$7` metadata, `$8`
+    /// successes, `$9` failures, `$10`..`$15` last use, creation and update times (each with
+    /// its nanoseconds), all in the same order.
+    pub(super) const IMPORT: &str = "\
+INSERT INTO procedures (tenant_id, id, category, name, description, content, metadata,
+    successes, failures, last_used_at, last_used_ns, created_at, created_ns, updated_at,
+    updated_ns)
+SELECT $1, p.id, p.category, p.name, p.description, p.content, p.metadata, p.successes,
+    p.failures, p.last_used_at, p.last_used_ns, p.created_at, p.created_ns, p.updated_at,
+    p.updated_ns
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[],
+    $8::int8[], $9::int8[], $10::timestamptz[], $11::int2[], $12::timestamptz[], $13::int2[],
+    $14::timestamptz[], $15::int2[])
+    AS p(id, category, name, description, content, metadata, successes, failures,
+        last_used_at, last_used_ns, created_at, created_ns, updated_at, updated_ns)
+ON CONFLICT (tenant_id, id) DO UPDATE SET
+    category = EXCLUDED.category, name = EXCLUDED.name, description = EXCLUDED.description,
+    content = EXCLUDED.content, metadata = EXCLUDED.metadata,
+    successes = EXCLUDED.successes, failures = EXCLUDED.failures,
+    last_used_at = EXCLUDED.last_used_at, last_used_ns = EXCLUDED.last_used_ns,
+    created_at = EXCLUDED.created_at, created_ns = EXCLUDED.created_ns,
+    updated_at = EXCLUDED.updated_at, updated_ns = EXCLUDED.updated_ns";
 }
 
 /// The counters in columns `at..at + 4` (successes, failures, last_used_at, last_used_ns).
@@ -371,5 +409,93 @@ impl ProceduralStore for PostgresProceduralStore {
             "procedural_top_by_frequency",
         )
         .await
+    }
+}
+
+/// The portable record of a procedure is its [`StoredProcedure`] (definition, counters and
+/// times), in id order; the cursor is the last id.
+#[async_trait]
+impl PortableStore for PostgresProceduralStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let fetch = export_fetch(limit)?;
+        let after = export_after_id(after)?;
+        let tenant = self.tenant();
+        let procedures = self
+            .procedures(sql::EXPORT, &[&tenant, &after, &fetch], "procedural_export")
+            .await?;
+        page_of(
+            procedures,
+            limit,
+            |procedure| encode_portable(procedure, &[]),
+            |last| Ok(last.procedure.id.as_bytes().to_vec()),
+        )
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut procedures = std::collections::BTreeMap::new();
+        for record in records {
+            let (procedure, _): (StoredProcedure, _) = decode_portable(record)?;
+            check_stored_procedure(&procedure)?;
+            procedures.insert(procedure.procedure.id.clone(), procedure);
+        }
+        if procedures.is_empty() {
+            return Ok(());
+        }
+        let n = procedures.len();
+        let (mut ids, mut categories, mut names) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut descriptions, mut contents, mut metadata) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut successes, mut failures) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut used_at, mut used_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut created_at, mut created_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut updated_at, mut updated_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for record in procedures.into_values() {
+            let used = record.stats.last_used_at.map(split);
+            used_at.push(used.map(|t| t.0));
+            used_ns.push(used.map(|t| t.1));
+            let (at, ns) = split(record.created_at);
+            created_at.push(at);
+            created_ns.push(ns);
+            let (at, ns) = split(record.updated_at);
+            updated_at.push(at);
+            updated_ns.push(ns);
+            // Checked to fit a `bigint`.
+            successes.push(bigint(record.stats.successes));
+            failures.push(bigint(record.stats.failures));
+            let procedure = record.procedure;
+            metadata.push(Value::Object(procedure.metadata));
+            contents.push(procedure.content);
+            descriptions.push(procedure.description);
+            names.push(procedure.name);
+            categories.push(procedure.category);
+            ids.push(procedure.id);
+        }
+        let tenant = self.tenant();
+        let params: [&(dyn ToSql + Sync); 15] = [
+            &tenant,
+            &ids,
+            &categories,
+            &names,
+            &descriptions,
+            &contents,
+            &metadata,
+            &successes,
+            &failures,
+            &used_at,
+            &used_ns,
+            &created_at,
+            &created_ns,
+            &updated_at,
+            &updated_ns,
+        ];
+        query(&self.backend, sql::IMPORT, &params, "procedural_import").await?;
+        Ok(())
     }
 }

@@ -17,8 +17,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::export_fetch;
 use super::timestamps::{join, split};
+use super::{export_after_id, export_fetch};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -418,13 +418,7 @@ impl SessionStore for PostgresSessionStore {
 impl PortableStore for PostgresSessionStore {
     async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
         let fetch = export_fetch(limit)?;
-        let after = after
-            .map(|cursor| {
-                std::str::from_utf8(cursor).map_err(|_| {
-                    Error::invalid_input("export cursor was not produced by this store")
-                })
-            })
-            .transpose()?;
+        let after = export_after_id(after)?;
         let tenant = self.tenant();
         let rows = self
             .query("session_export", sql::EXPORT, &[&tenant, &after, &fetch])

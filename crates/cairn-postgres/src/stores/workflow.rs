@@ -3,17 +3,20 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use cairn_core::{Error, ErrorKind, Result, StorageBackend, check_scan_limit};
+use cairn_core::{Bytes, Error, ErrorKind, Result, StorageBackend, check_scan_limit};
 use cairn_stores::codec::check_id;
-use cairn_stores::workflow::{Transition, Workflow, WorkflowStatus, WorkflowStore};
+use cairn_stores::portable::{
+    ExportPage, PortableStore, decode_portable, encode_portable, page_of,
+};
+use cairn_stores::workflow::{Transition, Workflow, WorkflowStatus, WorkflowStore, check_workflow};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
-use super::query;
 use super::timestamps::{join, optional_at, split};
+use super::{export_after_id, export_fetch, query};
 use crate::backend::PostgresBackend;
 use crate::error;
 
@@ -109,6 +112,34 @@ WHERE tenant_id = $1 AND status = $2
     AND sort_key > replace(replace($3, '%', '%25'), '/', '%2F')
 ORDER BY sort_key LIMIT $4"
     );
+
+    /// Every workflow by id: `$2` the id to read after (NULL: from the start), `$3` the most
+    /// rows.
+    pub(super) const EXPORT: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM workflows WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    );
+
+    /// Writes whole workflows, replacing those of the same id: `$2` ids, `$3` names, `$4`
+    /// statuses, `$5`..`$10` creation, start and finish times (each with its nanoseconds),
+    /// `$11` errors, `$12` inputs, `$13` outputs, all in the same order.
+    pub(super) const IMPORT: &str = "\
+INSERT INTO workflows (tenant_id, id, name, status, created_at, created_ns, started_at,
+    started_ns, finished_at, finished_ns, error, input, output)
+SELECT $1, w.id, w.name, w.status, w.created_at, w.created_ns, w.started_at, w.started_ns,
+    w.finished_at, w.finished_ns, w.error, w.input, w.output
+FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int2[],
+    $7::timestamptz[], $8::int2[], $9::timestamptz[], $10::int2[], $11::text[], $12::jsonb[],
+    $13::jsonb[])
+    AS w(id, name, status, created_at, created_ns, started_at, started_ns, finished_at,
+        finished_ns, error, input, output)
+ON CONFLICT (tenant_id, id) DO UPDATE SET
+    name = EXCLUDED.name, status = EXCLUDED.status,
+    created_at = EXCLUDED.created_at, created_ns = EXCLUDED.created_ns,
+    started_at = EXCLUDED.started_at, started_ns = EXCLUDED.started_ns,
+    finished_at = EXCLUDED.finished_at, finished_ns = EXCLUDED.finished_ns,
+    error = EXCLUDED.error, input = EXCLUDED.input, output = EXCLUDED.output";
 }
 
 /// A stored status name as a [`WorkflowStatus`].
@@ -130,7 +161,11 @@ fn workflow_from(row: &Row, op: &'static str) -> Result<Workflow> {
         finished_at: optional_at(row, 7, op)?,
         error: row.try_get(9).map_err(map)?,
         input: row.try_get::<_, Value>(10).map_err(map)?,
-        output: row.try_get::<_, Option<Value>>(11).map_err(map)?,
+        // A completed run's JSON `null` output reads as none, as in the generic store.
+        output: row
+            .try_get::<_, Option<Value>>(11)
+            .map_err(map)?
+            .filter(|output| !output.is_null()),
     })
 }
 
@@ -279,5 +314,91 @@ impl WorkflowStore for PostgresWorkflowStore {
         )
         .await?;
         rows.iter().map(|row| workflow_from(row, OP)).collect()
+    }
+}
+
+/// The portable record of a workflow is the [`Workflow`] itself, in id order; the cursor is
+/// the last id. A completed workflow without an output (how both stores read a JSON `null`
+/// output) is imported with the output `null`, which reads back the same.
+#[async_trait]
+impl PortableStore for PostgresWorkflowStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        const OP: &str = "workflow_export";
+        let fetch = export_fetch(limit)?;
+        let after = export_after_id(after)?;
+        let tenant = self.tenant();
+        let rows = query(&self.backend, sql::EXPORT, &[&tenant, &after, &fetch], OP).await?;
+        let workflows = rows
+            .iter()
+            .map(|row| workflow_from(row, OP))
+            .collect::<Result<Vec<_>>>()?;
+        page_of(
+            workflows,
+            limit,
+            |workflow| encode_portable(workflow, &[]),
+            |last| Ok(last.id.as_bytes().to_vec()),
+        )
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut workflows = std::collections::BTreeMap::new();
+        for record in records {
+            let (workflow, _): (Workflow, _) = decode_portable(record)?;
+            check_workflow(&workflow)?;
+            workflows.insert(workflow.id.clone(), workflow);
+        }
+        if workflows.is_empty() {
+            return Ok(());
+        }
+        let n = workflows.len();
+        let (mut ids, mut names, mut statuses) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut created_at, mut created_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut started_at, mut started_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut finished_at, mut finished_ns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut errors, mut inputs, mut outputs) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for workflow in workflows.into_values() {
+            let (at, ns) = split(workflow.created_at);
+            created_at.push(at);
+            created_ns.push(ns);
+            let started = workflow.started_at.map(split);
+            started_at.push(started.map(|t| t.0));
+            started_ns.push(started.map(|t| t.1));
+            let finished = workflow.finished_at.map(split);
+            finished_at.push(finished.map(|t| t.0));
+            finished_ns.push(finished.map(|t| t.1));
+            let completed = workflow.status == WorkflowStatus::Completed;
+            outputs.push(workflow.output.or_else(|| completed.then_some(Value::Null)));
+            statuses.push(workflow.status.as_str());
+            errors.push(workflow.error);
+            inputs.push(workflow.input);
+            names.push(workflow.name);
+            ids.push(workflow.id);
+        }
+        let tenant = self.tenant();
+        let params: [&(dyn ToSql + Sync); 13] = [
+            &tenant,
+            &ids,
+            &names,
+            &statuses,
+            &created_at,
+            &created_ns,
+            &started_at,
+            &started_ns,
+            &finished_at,
+            &finished_ns,
+            &errors,
+            &inputs,
+            &outputs,
+        ];
+        query(&self.backend, sql::IMPORT, &params, "workflow_import").await?;
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! record. A writer that loses a race re-reads and tries again, so no count is lost.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,10 +15,11 @@ use cairn_core::{Bytes, Error, ErrorKind, Key, Result, StorageBackend, WriteBatc
 use time::OffsetDateTime;
 
 use super::keys::{ProceduralKey, ProceduralPrefix, last_id};
-use super::{OutcomeStats, ProceduralStore, Procedure, StoredProcedure};
+use super::{OutcomeStats, ProceduralStore, Procedure, StoredProcedure, check_stored_procedure};
 use crate::codec::check_id;
 use crate::codec::{decode_record, encode_record};
 use crate::paging::{Page, PageRequest};
+use crate::portable::{ExportPage, PortableStore, decode_portable, export_records};
 
 /// Attempts of one write before it gives up with a retryable `Conflict`. Every lost attempt
 /// means another writer of the same procedure won, so this bounds only pathological
@@ -325,5 +327,45 @@ impl ProceduralStore for GenericProceduralStore {
     ) -> Result<Vec<StoredProcedure>> {
         self.top(category, limit, |p| uses(p) >= 1, by_frequency)
             .await
+    }
+}
+
+/// The portable record of a procedure is its [`StoredProcedure`] (definition, counters and
+/// times), in record-key order. An import replaces the procedure of the same id, counters
+/// included, moving its category index entry when its category changed.
+#[async_trait]
+impl PortableStore for GenericProceduralStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let prefix = ProceduralPrefix::Records.text();
+        export_records::<StoredProcedure>(&*self.backend, &prefix, after, limit).await
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut procedures = BTreeMap::new();
+        for record in records {
+            let (procedure, _): (StoredProcedure, _) = decode_portable(record)?;
+            check_stored_procedure(&procedure)?;
+            procedures.insert(record_key(&procedure.procedure.id)?, procedure);
+        }
+        if procedures.is_empty() {
+            return Ok(());
+        }
+        let keys = procedures.keys().cloned().collect::<Vec<_>>();
+        let existing = self.backend.get_batch(&keys).await?;
+        let mut batch = WriteBatch::new();
+        for ((key, record), old) in procedures.into_iter().zip(existing) {
+            let id = &record.procedure.id;
+            if let Some(old) = old {
+                let old: StoredProcedure =
+                    decode_record(&old).map_err(|e| e.with_context("key", &key))?;
+                if old.procedure.category != record.procedure.category {
+                    batch = batch.delete(index_key(&old.procedure.category, id)?);
+                }
+            }
+            batch = batch
+                .put(index_key(&record.procedure.category, id)?, Bytes::new())
+                .put(key, encode_record(&record)?);
+        }
+        self.backend.write_batch(batch).await
     }
 }

@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 
 use crate::codec::check_id;
 use crate::paging::{Page, PageRequest};
+use crate::portable::check_portable_time;
 
 pub use generic::GenericProceduralStore;
 
@@ -92,7 +93,9 @@ impl OutcomeStats {
     }
 }
 
-/// A stored procedure: the caller's definition plus what the store keeps about it.
+/// A stored procedure: the caller's definition plus what the store keeps about it. It is also
+/// the portable record of procedural memory ([`crate::portable`]), one per procedure; see
+/// [`check_stored_procedure`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredProcedure {
     /// The definition last written.
@@ -105,6 +108,34 @@ pub struct StoredProcedure {
     /// When its definition was last written.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// Checks a procedure read from a portable record before it is imported: its definition (as
+/// [`Procedure::validate`]), counters of at most `i64::MAX` (what every backend stores) and
+/// times (UTC, years 0 to 9999).
+///
+/// # Errors
+/// `InvalidInput` naming the first bad field.
+pub fn check_stored_procedure(record: &StoredProcedure) -> Result<()> {
+    record.procedure.validate()?;
+    for (what, count) in [
+        ("successes", record.stats.successes),
+        ("failures", record.stats.failures),
+    ] {
+        if i64::try_from(count).is_err() {
+            return Err(Error::invalid_input(format!(
+                "procedure {what} must be at most {}",
+                i64::MAX
+            ))
+            .with_context("id", &record.procedure.id));
+        }
+    }
+    check_portable_time("procedure creation", record.created_at)?;
+    check_portable_time("procedure update", record.updated_at)?;
+    if let Some(at) = record.stats.last_used_at {
+        check_portable_time("procedure last use", at)?;
+    }
+    Ok(())
 }
 
 /// A store of procedures with outcome counters and rankings (see the

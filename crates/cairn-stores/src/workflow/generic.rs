@@ -1,5 +1,6 @@
 //! [`WorkflowStore`] over any [`StorageBackend`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,9 +11,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::keys::WorkflowKey;
-use super::{Transition, Workflow, WorkflowStatus, WorkflowStore};
+use super::{Transition, Workflow, WorkflowStatus, WorkflowStore, check_workflow};
 use crate::codec::{decode_record, encode_record};
 use crate::kvops::{RangeScan, check_id, commit, now, retry};
+use crate::portable::{ExportPage, PortableStore, decode_portable, export_records};
 
 /// The workflow store implemented once over the key-value contract (layout in
 /// [`keys`](super::keys)).
@@ -178,5 +180,46 @@ impl WorkflowStore for GenericWorkflowStore {
             out.extend(self.still_in(status, &page).await?);
         }
         Ok(out)
+    }
+}
+
+/// The portable record of a workflow is the [`Workflow`] itself, in record-key order. An
+/// import replaces the workflow of the same id, moving its status index entry when its status
+/// changed.
+#[async_trait]
+impl PortableStore for GenericWorkflowStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let prefix = WorkflowKey::records_prefix();
+        export_records::<Workflow>(&*self.backend, &prefix, after, limit).await
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut workflows = BTreeMap::new();
+        for record in records {
+            let (workflow, _): (Workflow, _) = decode_portable(record)?;
+            check_workflow(&workflow)?;
+            workflows.insert(WorkflowKey::Record { id: &workflow.id }.key()?, workflow);
+        }
+        if workflows.is_empty() {
+            return Ok(());
+        }
+        let keys = workflows.keys().cloned().collect::<Vec<_>>();
+        let existing = self.backend.get_batch(&keys).await?;
+        let mut batch = WriteBatch::new();
+        for ((key, workflow), old) in workflows.into_iter().zip(existing) {
+            let id = workflow.id.as_str();
+            if let Some(old) = old {
+                let old: Workflow = decode_record(&old).map_err(|e| e.with_context("key", &key))?;
+                if old.status != workflow.status {
+                    let status = old.status;
+                    batch = batch.delete(WorkflowKey::ByStatus { status, id }.key()?);
+                }
+            }
+            let status = workflow.status;
+            batch = batch
+                .put(WorkflowKey::ByStatus { status, id }.key()?, Bytes::new())
+                .put(key, encode_record(&workflow)?);
+        }
+        self.backend.write_batch(batch).await
     }
 }

@@ -36,10 +36,15 @@ impl WorkflowKey<'_> {
     /// `InvalidInput` when the id makes the key invalid.
     pub fn key(&self) -> Result<Key> {
         match *self {
-            WorkflowKey::Record { id } => KeyPath::new(SCOPE).name("rec").id(id),
+            WorkflowKey::Record { id } => records().id(id),
             WorkflowKey::ByStatus { status, id } => by_status(status).id(id),
         }
         .key()
+    }
+
+    /// Prefix of every workflow record.
+    pub fn records_prefix() -> String {
+        records().prefix()
     }
 
     /// Prefix of the status index for `status`.
@@ -60,6 +65,10 @@ impl WorkflowKey<'_> {
             }
         }
     }
+}
+
+fn records() -> KeyPath {
+    KeyPath::new(SCOPE).name("rec")
 }
 
 fn by_status(status: WorkflowStatus) -> KeyPath {

@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::portable::check_portable_time;
+
 pub use generic::GenericWorkflowStore;
 
 /// Where a workflow is in its life.
@@ -132,7 +134,8 @@ impl Transition {
     }
 }
 
-/// A stored workflow run.
+/// A stored workflow run. It is also the portable record of workflow state
+/// ([`crate::portable`]), one per workflow; see [`check_workflow`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workflow {
     /// Caller-chosen, or a UUID v7 (time-ordered) when none was given.
@@ -164,6 +167,47 @@ impl Workflow {
     pub fn duration(&self) -> Option<time::Duration> {
         Some(self.finished_at? - self.started_at?)
     }
+}
+
+/// Checks a workflow read from a portable record before it is imported: its id and name, its
+/// times (UTC, years 0 to 9999), and what its status implies, as the state machine leaves it:
+/// a start time unless pending (a cancelled run may lack one), a finish time exactly when
+/// terminal, an error exactly when failed, and no output unless completed (a completed run's
+/// missing output is a JSON `null` output).
+///
+/// # Errors
+/// `InvalidInput` naming the first bad field.
+pub fn check_workflow(workflow: &Workflow) -> Result<()> {
+    use WorkflowStatus::{Cancelled, Completed, Failed, Pending};
+    crate::codec::check_id("workflow id", &workflow.id)?;
+    crate::codec::check_id("workflow name", &workflow.name)?;
+    check_portable_time("workflow creation", workflow.created_at)?;
+    for (what, at) in [
+        ("workflow start", workflow.started_at),
+        ("workflow finish", workflow.finished_at),
+    ] {
+        if let Some(at) = at {
+            check_portable_time(what, at)?;
+        }
+    }
+    let status = workflow.status;
+    let started_ok = match status {
+        Pending => workflow.started_at.is_none(),
+        Cancelled => true,
+        _ => workflow.started_at.is_some(),
+    };
+    let consistent = started_ok
+        && workflow.finished_at.is_some() == status.is_terminal()
+        && workflow.error.is_some() == (status == Failed)
+        && (workflow.output.is_none() || status == Completed);
+    if !consistent {
+        return Err(Error::invalid_input(format!(
+            "a {} workflow's times, error and output do not match its status",
+            status.as_str()
+        ))
+        .with_context("workflow", &workflow.id));
+    }
+    Ok(())
 }
 
 /// Workflow runs and their status.
