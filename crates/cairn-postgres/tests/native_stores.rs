@@ -472,15 +472,11 @@ async fn time_range_queries_read_only_their_partitions() {
     assert!(!current.contains(&next_month), "{current}");
 }
 
-/// Retention drops a month's partition only when no tenant has rows in it: A's retention
-/// deletes A's rows and keeps the partition for B's; B's retention then drops it. The month is
-/// random (in 1100..2000) so runs on a long-lived database do not meet each other's rows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_drops_a_partition_once_no_tenant_has_rows_in_it() {
-    let backend = common::backend().await;
-    let a = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
-    let b = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
-    let owner = common::client(&common::database_url()).await;
+/// A random month in 1100..2000 (so runs on a long-lived database do not meet each other's
+/// rows) given a partition of its own: its start, the next month's start and the partition.
+async fn old_month_partition(
+    owner: &tokio_postgres::Client,
+) -> (OffsetDateTime, OffsetDateTime, String) {
     let seed = {
         use std::hash::BuildHasher;
         std::collections::hash_map::RandomState::new().hash_one(common::unique())
@@ -503,15 +499,65 @@ async fn retention_drops_a_partition_once_no_tenant_has_rows_in_it() {
         .unwrap()
         .get(0);
     assert!(created, "{partition} already existed");
+    (start, end, partition)
+}
+
+async fn table_exists(owner: &tokio_postgres::Client, name: &str) -> bool {
+    owner
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// While another transaction holds a lock on `events`, retention still deletes the tenant's
+/// rows and returns, leaving the empty partition (its lock is waited for at most 2 s); once
+/// the lock is gone, the next retention drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_leaves_a_locked_partition_for_the_next_call() {
+    let backend = common::backend().await;
+    let store = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
+    let owner = common::client(&common::database_url()).await;
+    let (start, end, partition) = old_month_partition(&owner).await;
+    store
+        .append(Event::new("old", json!(1)).at(start))
+        .await
+        .unwrap();
+    let blocker = common::client(&common::database_url()).await;
+    blocker
+        .batch_execute("BEGIN; SELECT 1 FROM events LIMIT 0")
+        .await
+        .unwrap();
+    let dropped = tokio::time::timeout(std::time::Duration::from_secs(60), store.drop_before(end))
+        .await
+        .expect("retention waited for the lock without bound")
+        .unwrap();
+    assert_eq!(dropped, 1);
+    assert!(
+        table_exists(&owner, &partition).await,
+        "dropped under a lock"
+    );
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(store.drop_before(end).await.unwrap(), 0);
+    assert!(
+        !table_exists(&owner, &partition).await,
+        "left after the lock went"
+    );
+}
+
+/// Retention drops a month's partition only when no tenant has rows in it: A's retention
+/// deletes A's rows and keeps the partition for B's; B's retention then drops it. The month is
+/// random (in 1100..2000) so runs on a long-lived database do not meet each other's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_a_partition_once_no_tenant_has_rows_in_it() {
+    let backend = common::backend().await;
+    let a = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
+    let b = PostgresEventLogStore::new(&backend.scoped(&common::random_tenant()));
+    let owner = common::client(&common::database_url()).await;
+    let (start, end, partition) = old_month_partition(&owner).await;
     let exists = |name: String| {
         let owner = &owner;
-        async move {
-            owner
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
-                .await
-                .unwrap()
-                .get::<_, bool>(0)
-        }
+        async move { table_exists(owner, &name).await }
     };
     let in_month = |n: i64| Event::new("old", json!(n)).at(start + time::Duration::hours(n));
     let a_events = a
