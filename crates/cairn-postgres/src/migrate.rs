@@ -41,7 +41,7 @@ macro_rules! embedded {
 }
 
 /// Every migration this build knows, in version order.
-const EMBEDDED: [(&str, &str); 7] = embedded![
+const EMBEDDED: [(&str, &str); 8] = embedded![
     "0001_kv_store.sql",
     "0002_vectors_events.sql",
     "0003_sessions_hooks.sql",
@@ -49,6 +49,7 @@ const EMBEDDED: [(&str, &str); 7] = embedded![
     "0005_graph.sql",
     "0006_procedural_workflow_artifacts.sql",
     "0007_vector_dimensions_event_retention.sql",
+    "0008_concurrent_event_retention.sql",
 ];
 
 /// The SHA-256 of a migration file.

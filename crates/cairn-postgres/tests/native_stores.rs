@@ -545,6 +545,54 @@ async fn retention_leaves_a_locked_partition_for_the_next_call() {
     );
 }
 
+/// Two retention calls that both find the same empty past partition and queue for the lock
+/// on `events` both succeed: the first drops it, the second finds it gone. (Called directly:
+/// through the stores, the second call's tenant DELETE would queue behind the first's lock
+/// request and list the partitions only after the drop.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retention_calls_drop_a_partition_once() {
+    let owner = common::client(&common::database_url()).await;
+    let (_, end, partition) = old_month_partition(&owner).await;
+    let blocker = common::client(&common::database_url()).await;
+    blocker
+        .batch_execute("BEGIN; SELECT 1 FROM events LIMIT 0")
+        .await
+        .unwrap();
+    let call = move || async move {
+        let client = common::client(&common::database_url()).await;
+        client
+            .query_one("SELECT cairn_drop_event_partitions_before($1)", &[&end])
+            .await
+            .map(|row| row.get::<_, i32>(0))
+    };
+    let calls = tokio::spawn(async move { tokio::join!(call(), call()) });
+    // Release the blocker once both calls wait for the lock (or after 1.5 s at most, well
+    // inside the function's 2 s lock timeout).
+    for _ in 0..30 {
+        let waiting: i64 = owner
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass \
+                 AND NOT granted",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    let (first, second) = calls.await.unwrap();
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(first + second >= 1, "dropped {first} + {second}");
+    assert!(
+        !table_exists(&owner, &partition).await,
+        "empty partition kept"
+    );
+}
+
 /// Retention drops a month's partition only when no tenant has rows in it: A's retention
 /// deletes A's rows and keeps the partition for B's; B's retention then drops it. The month is
 /// random (in 1100..2000) so runs on a long-lived database do not meet each other's rows.
