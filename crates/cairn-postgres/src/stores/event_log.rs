@@ -53,8 +53,8 @@ use crate::error;
 /// # Retention
 /// [`EventLogStore::drop_before`] deletes this tenant's rows before the time, then drops the
 /// monthly partitions before both that time and the current month in which no tenant has
-/// rows left (`cairn_drop_event_partitions_before`, migrations 0007 and 0008); other tenants' rows are
-/// never touched.
+/// rows left (`cairn_drop_event_partitions_before`, migrations 0007 and 0008); other
+/// tenants' rows are never touched.
 #[derive(Clone)]
 pub struct PostgresEventLogStore {
     backend: PostgresBackend,
