@@ -164,13 +164,9 @@ async fn imported_events_land_in_their_partitions() {
         .append(Event::new("audit.now", json!(2)))
         .await
         .unwrap();
-    let copied = copy(
-        source_portable.as_ref(),
-        target.as_ref(),
-        None,
-        10,
-        |_, _| Ok(()),
-    )
+    let copied = copy(source_portable.as_ref(), target.as_ref(), None, 10, |_| {
+        Ok(())
+    })
     .await
     .unwrap();
     assert_eq!(copied, 2);

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use cairn_core::{Error, Result};
 use serde::Deserialize;
 
 /// A component store that takes its backend from configuration.
@@ -58,6 +59,27 @@ impl Component {
             Component::EventLog => "event_log",
             Component::HookHistory => "hook_history",
         }
+    }
+}
+
+impl std::str::FromStr for Component {
+    type Err = Error;
+
+    /// Parses a configuration section name, e.g. `event_log`.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the valid names.
+    fn from_str(name: &str) -> Result<Component> {
+        Component::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
+                Error::invalid_input(format!(
+                    "unknown component `{name}`; the components are {}",
+                    names.join(", ")
+                ))
+            })
     }
 }
 

@@ -28,6 +28,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod admin;
 mod component;
 mod config;
 mod load;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cairn_core::{Error, ErrorKind, Result, StorageBackend};
+use cairn_core::{Error, ErrorKind, Result, StorageBackend, TenantId};
 use cairn_memory::MemoryBackend;
 
 use crate::component::{BackendChoice, Component};
@@ -30,6 +30,35 @@ pub(crate) struct Opened {
     /// The PostgreSQL backend as its own type, when opened: the native stores are built on it.
     #[cfg(feature = "postgres")]
     pub(crate) postgres: Option<cairn_postgres::PostgresBackend>,
+    /// Every opened engine (once each), to list the tenants holding data.
+    pub(crate) engines: Vec<Engine>,
+}
+
+/// An opened engine as its own type, for the administrative reads the key-value contract
+/// does not have.
+#[derive(Debug, Clone)]
+pub(crate) enum Engine {
+    /// An in-memory backend.
+    Memory(MemoryBackend),
+    /// A sled database.
+    #[cfg(feature = "sled")]
+    Sled(cairn_sled::SledBackend),
+    /// A PostgreSQL pool.
+    #[cfg(feature = "postgres")]
+    Postgres(cairn_postgres::PostgresBackend),
+}
+
+impl Engine {
+    /// Every tenant holding data in this engine.
+    pub(crate) async fn tenants(&self) -> Result<Vec<TenantId>> {
+        match self {
+            Engine::Memory(memory) => Ok(memory.tenants()),
+            #[cfg(feature = "sled")]
+            Engine::Sled(sled) => sled.tenants().await,
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(postgres) => postgres.tenants().await,
+        }
+    }
 }
 
 /// Opens every backend some component of `config` uses, once each.
@@ -41,8 +70,10 @@ pub(crate) async fn open_used(config: &StorageConfig) -> Result<Opened> {
     let mut opened = Opened::default();
     for choice in used {
         let backend: Arc<dyn StorageBackend> = match choice {
-            BackendChoice::Memory => Arc::new(MemoryBackend::new()),
-            BackendChoice::Sled => open_sled(config, &shared_sled_path(config)).await?,
+            BackendChoice::Memory => open_memory(&mut opened),
+            BackendChoice::Sled => {
+                open_sled(config, &shared_sled_path(config), &mut opened).await?
+            }
             BackendChoice::Postgres => open_postgres(config, &mut opened).await?,
             // Opened below: it may reuse the shared sled database.
             BackendChoice::Hnsw => continue,
@@ -51,14 +82,14 @@ pub(crate) async fn open_used(config: &StorageConfig) -> Result<Opened> {
     }
     if let Some(hnsw) = config.hnsw() {
         let backend = match &hnsw.path {
-            None => Arc::new(MemoryBackend::new()),
+            None => open_memory(&mut opened),
             Some(path) if same_path(path, &shared_sled_path(config)) => {
                 match opened.backends.get(&BackendChoice::Sled) {
                     Some(shared) => shared.clone(),
-                    None => open_sled(config, path).await?,
+                    None => open_sled(config, path, &mut opened).await?,
                 }
             }
-            Some(path) => open_sled(config, path).await?,
+            Some(path) => open_sled(config, path, &mut opened).await?,
         };
         opened.backends.insert(BackendChoice::Hnsw, backend);
     }
@@ -82,20 +113,33 @@ fn same_path(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// A new in-memory backend.
+fn open_memory(opened: &mut Opened) -> Arc<dyn StorageBackend> {
+    let memory = MemoryBackend::new();
+    opened.engines.push(Engine::Memory(memory.clone()));
+    Arc::new(memory)
+}
+
 /// Opens a sled database at `path` with the `[storage.sled]` settings.
 #[cfg(feature = "sled")]
-async fn open_sled(config: &StorageConfig, path: &Path) -> Result<Arc<dyn StorageBackend>> {
+async fn open_sled(
+    config: &StorageConfig,
+    path: &Path,
+    opened: &mut Opened,
+) -> Result<Arc<dyn StorageBackend>> {
     let mut section = config.sled.clone();
     section.set(
         "path",
         serde_json::Value::String(path.to_string_lossy().into_owned()),
     );
     let sled: cairn_sled::SledConfig = section.parse("sled")?;
-    Ok(Arc::new(cairn_sled::SledBackend::open(sled).await?))
+    let sled = cairn_sled::SledBackend::open(sled).await?;
+    opened.engines.push(Engine::Sled(sled.clone()));
+    Ok(Arc::new(sled))
 }
 
 #[cfg(not(feature = "sled"))]
-async fn open_sled(_: &StorageConfig, _: &Path) -> Result<Arc<dyn StorageBackend>> {
+async fn open_sled(_: &StorageConfig, _: &Path, _: &mut Opened) -> Result<Arc<dyn StorageBackend>> {
     Err(not_compiled(BackendChoice::Sled))
 }
 
@@ -114,6 +158,7 @@ async fn open_postgres(
     }
     let backend = cairn_postgres::PostgresBackend::connect(postgres).await?;
     opened.postgres = Some(backend.clone());
+    opened.engines.push(Engine::Postgres(backend.clone()));
     Ok(Arc::new(backend))
 }
 

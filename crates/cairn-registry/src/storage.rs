@@ -1,9 +1,10 @@
 //! The `Storage` handle: one backend per component, scoped to a tenant on request.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use cairn_core::{Result, StorageBackend, TenantId};
+use cairn_stores::portable::PortableStore;
 use cairn_stores::{
     AgentStateStore, ArtifactStore, EpisodicStore, EventLogStore, GenericAgentStateStore,
     GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore, GenericGraphStore,
@@ -14,7 +15,7 @@ use cairn_stores::{
 
 use crate::component::{BackendChoice, Component};
 use crate::config::StorageConfig;
-use crate::open::open_used;
+use crate::open::{Engine, open_used};
 
 /// Every component's backend, opened from a [`StorageConfig`].
 ///
@@ -27,6 +28,8 @@ pub struct Storage {
     /// The PostgreSQL backend when some component uses it: the native stores need it.
     #[cfg(feature = "postgres")]
     postgres: Option<cairn_postgres::PostgresBackend>,
+    /// Every opened engine, once each.
+    engines: Vec<Engine>,
 }
 
 impl Storage {
@@ -54,7 +57,22 @@ impl Storage {
             hnsw,
             #[cfg(feature = "postgres")]
             postgres: opened.postgres,
+            engines: opened.engines,
         })
+    }
+
+    /// Every tenant holding data in some component's backend, in byte order of their ids.
+    /// An administrative read across tenants (for export, copy and statistics).
+    ///
+    /// # Errors
+    /// The backends' errors; on PostgreSQL `PermissionDenied` when the configured URL's user
+    /// is subject to row-level security (listing tenants needs an owner or `BYPASSRLS` user).
+    pub async fn tenants(&self) -> Result<Vec<TenantId>> {
+        let mut tenants = BTreeSet::new();
+        for engine in &self.engines {
+            tenants.extend(engine.tenants().await?);
+        }
+        Ok(tenants.into_iter().collect())
     }
 
     /// Which backend `component` is on.
@@ -143,6 +161,23 @@ impl TenantStorage {
     /// The key-value backend `component` is stored in, scoped to this tenant.
     pub fn backend(&self, component: Component) -> Arc<dyn StorageBackend> {
         self.backends[&component].1.clone()
+    }
+
+    /// `component`'s store as a [`PortableStore`]: the same store its accessor returns (native
+    /// or generic), to export, import, copy or fingerprint its records.
+    pub fn portable(&self, component: Component) -> Arc<dyn PortableStore> {
+        match component {
+            Component::EpisodicMemory => self.episodic(),
+            Component::ProceduralMemory => self.procedural(),
+            Component::AgentState => self.agent_state(),
+            Component::WorkflowState => self.workflows(),
+            Component::Sessions => self.sessions(),
+            Component::EventLog => self.events(),
+            Component::HookHistory => self.hooks(),
+            Component::VectorEmbeddings | Component::SemanticGraph | Component::Artifacts => {
+                todo!("TEMP until merge")
+            }
+        }
     }
 
     /// The PostgreSQL backend on this tenant when `component` is stored there.

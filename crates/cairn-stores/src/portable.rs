@@ -292,31 +292,47 @@ pub async fn fingerprint(store: &dyn PortableStore, page_size: usize) -> Result<
     }
 }
 
+/// One page of a [`copy`], as its callback sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyStep<'a> {
+    /// The cursor after this page, to resume from; `None` after the last page.
+    pub next: Option<&'a [u8]>,
+    /// Records in this page.
+    pub records: u64,
+    /// Bytes of the records in this page.
+    pub bytes: u64,
+}
+
 /// Copies every record of `from` after the cursor `resume` into `to`, a page at a time, and
-/// calls `checkpoint` with the cursor reached and the records copied so far after each page,
-/// so an interrupted copy resumes where it stopped. Returns the records copied by this call.
+/// calls `on_page` after each page is imported (the last one too, with no cursor), so an
+/// interrupted copy can resume where it stopped. Returns the records copied by this call.
 ///
 /// # Errors
-/// As [`PortableStore::export_page`] and [`PortableStore::import`], and whatever `checkpoint`
+/// As [`PortableStore::export_page`] and [`PortableStore::import`], and whatever `on_page`
 /// returns; the pages before the failing one stay copied.
 pub async fn copy(
     from: &dyn PortableStore,
     to: &dyn PortableStore,
     resume: Option<Vec<u8>>,
     page_size: usize,
-    mut checkpoint: impl FnMut(&[u8], u64) -> Result<()> + Send,
+    mut on_page: impl FnMut(CopyStep<'_>) -> Result<()> + Send,
 ) -> Result<u64> {
     let mut after = resume;
     let mut copied = 0u64;
     loop {
         let page = from.export_page(after.as_deref(), page_size).await?;
-        to.import(&page.records).await?;
-        copied += page.records.len() as u64;
+        if !page.records.is_empty() {
+            to.import(&page.records).await?;
+        }
+        let records = page.records.len() as u64;
+        copied += records;
+        on_page(CopyStep {
+            next: page.next.as_deref(),
+            records,
+            bytes: page.records.iter().map(|r| r.len() as u64).sum(),
+        })?;
         match page.next {
-            Some(next) => {
-                checkpoint(&next, copied)?;
-                after = Some(next);
-            }
+            Some(next) => after = Some(next),
             None => return Ok(copied),
         }
     }

@@ -27,6 +27,7 @@ pub use cairn_core::{
     BatchOp, Bytes, Check, Error, ErrorKind, Key, Result, ScanPage, StorageBackend,
     StorageBackendExt, StorageBackendType, StorageCharacteristics, TenantId, WriteBatch,
 };
+pub use cairn_registry::admin;
 pub use cairn_registry::{
     BackendChoice, Component, Storage, StorageConfig, TenantStorage, compiled_backends,
     from_toml as config_from_toml, load as load_config,

@@ -52,8 +52,11 @@ pub struct AgentSnapshot {
 ///
 /// Agent ids are caller-chosen strings of 1 to 256 bytes without NUL; any other id is
 /// `InvalidInput`. A bad argument is always rejected before anything is written.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait AgentStateStore: Send + Sync + std::fmt::Debug {
+pub trait AgentStateStore: crate::portable::PortableStore {
     /// Saves `state` as the agent's next version and returns what was stored.
     ///
     /// With `expected_version = Some(v)` the save succeeds only if the agent's latest version

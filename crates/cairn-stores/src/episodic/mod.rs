@@ -165,8 +165,11 @@ pub struct EpisodicSession {
 ///
 /// Session ids are caller-chosen strings of 1 to 256 bytes without NUL; any other id is
 /// `InvalidInput`. A bad argument is always rejected before anything is written.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait EpisodicStore: Send + Sync + std::fmt::Debug {
+pub trait EpisodicStore: crate::portable::PortableStore {
     /// Appends `turn` to `session_id` and returns it with its `seq` and time.
     ///
     /// The `seq` is one more than the session's last one (1 for a new session); concurrent

@@ -234,8 +234,11 @@ impl Default for EventQuery {
 ///
 /// Correlation ids are strings of 1 to 256 bytes without NUL. A bad argument is always
 /// rejected before anything is written.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait EventLogStore: Send + Sync + std::fmt::Debug {
+pub trait EventLogStore: crate::portable::PortableStore {
     /// Appends one event and returns it with its id and time.
     ///
     /// # Errors

@@ -131,8 +131,11 @@ pub struct HookStats {
 ///
 /// Hook names are strings of 1 to 256 bytes without NUL; any other is `InvalidInput`. A bad
 /// argument is always rejected before anything is written.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait HookHistoryStore: Send + Sync + std::fmt::Debug {
+pub trait HookHistoryStore: crate::portable::PortableStore {
     /// Records one execution and returns it with its id and time.
     ///
     /// # Errors

@@ -143,8 +143,11 @@ pub fn check_stored_procedure(record: &StoredProcedure) -> Result<()> {
 ///
 /// Invalid input is `InvalidInput` and changes nothing; a stored record that does not
 /// decode is `Corruption`.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait ProceduralStore: Send + Sync + Debug {
+pub trait ProceduralStore: crate::portable::PortableStore {
     /// Creates the procedure or replaces its definition, keeping its counters and creation
     /// time; moving it to another category moves it in the category listing atomically.
     ///

@@ -92,8 +92,11 @@ pub fn check_session(session: &Session) -> Result<()> {
 ///
 /// Session ids are 1 to 256 bytes without NUL; everything is scoped to the tenant of the
 /// backend handle the store was built on.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait SessionStore: Send + Sync + std::fmt::Debug {
+pub trait SessionStore: crate::portable::PortableStore {
     /// Creates a session that expires `ttl` from now, with id `id` or a generated UUIDv7.
     ///
     /// # Behavior

@@ -214,8 +214,11 @@ pub fn check_workflow(workflow: &Workflow) -> Result<()> {
 ///
 /// Workflow ids and names are strings of 1 to 256 bytes without NUL; any other is
 /// `InvalidInput`. A bad argument is always rejected before anything is written.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
+pub trait WorkflowStore: crate::portable::PortableStore {
     /// Creates a `pending` workflow with `input`, under `workflow_id` or a new UUID v7.
     ///
     /// # Errors
