@@ -21,6 +21,7 @@
 
 #[cfg(unix)]
 pub mod crash;
+pub mod dataset;
 pub mod faulty;
 pub mod hostile;
 pub mod kv;
