@@ -1137,6 +1137,17 @@ pub async fn graph_copy_faithfully(
                 "{id} {as_of:?}"
             );
         }
+        for entity_type in [None, Some("person"), Some("robot")] {
+            assert_eq!(
+                to.list_entities(entity_type, as_of, PageRequest::first(100))
+                    .await
+                    .unwrap(),
+                from.list_entities(entity_type, as_of, PageRequest::first(100))
+                    .await
+                    .unwrap(),
+                "{entity_type:?} {as_of:?}"
+            );
+        }
         for direction in [Direction::Outgoing, Direction::Both] {
             let request = TraverseRequest {
                 max_depth: 3,
@@ -1172,6 +1183,11 @@ pub async fn graph_copy_faithfully(
         ),
         ["a/b%c", "bob", "carol", "ghost"]
     );
+
+    for store in [&from_portable, &to_portable] {
+        let err = store.export_page(Some(b"kg/zz"), 2).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    }
 
     let template = to.entity_history("alice").await.unwrap().remove(1);
     let valid = encode_portable(
