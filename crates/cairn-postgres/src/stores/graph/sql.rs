@@ -436,7 +436,7 @@ pub(super) const EXPORT_RELATIONSHIPS: &str = concat!(
      ORDER BY v.id, v.version LIMIT $4"
 );
 
-/// The `SET` list of an import: every column of the version but its key, from `EXCLUDED`.
+/// The time columns of an import's `SET` list, from `EXCLUDED`.
 macro_rules! import_times {
     () => {
         "valid_from = EXCLUDED.valid_from, valid_from_ns = EXCLUDED.valid_from_ns, \
