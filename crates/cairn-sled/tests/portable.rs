@@ -9,8 +9,9 @@ use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_stores::{
     AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
-    GenericEventLogStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
-    GenericWorkflowStore, HookHistoryStore, ProceduralStore, SessionStore, WorkflowStore,
+    GenericEventLogStore, GenericGraphStore, GenericHookHistoryStore, GenericProceduralStore,
+    GenericSessionStore, GenericWorkflowStore, GraphStore, HookHistoryStore, ProceduralStore,
+    SessionStore, WorkflowStore,
 };
 use cairn_testkit::portable::{self, Portable};
 
@@ -71,4 +72,10 @@ memory_to_sled!(
     GenericWorkflowStore,
     workflow_copy_faithfully,
     workflow_memory_to_sled
+);
+memory_to_sled!(
+    GraphStore,
+    GenericGraphStore,
+    graph_copy_faithfully,
+    graph_memory_to_sled
 );

@@ -58,8 +58,8 @@ pub use codec::MAX_ID_BYTES;
 pub use episodic::{EpisodicStore, GenericEpisodicStore, TurnRecord};
 pub use event_log::{EventLogStore, EventRecord, GenericEventLogStore};
 pub use graph::{
-    AsOf, Bitemporal, Direction, Entity, EntityInput, GenericGraphStore, GraphStore, Relationship,
-    RelationshipInput, TraversalHit, TraverseRequest,
+    AsOf, Bitemporal, Direction, Entity, EntityInput, GenericGraphStore, GraphRecord, GraphStore,
+    Relationship, RelationshipInput, TraversalHit, TraverseRequest,
 };
 pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats};
 pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};

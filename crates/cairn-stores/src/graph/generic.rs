@@ -7,6 +7,12 @@
 //! for entities, adjacency keys at both ends for relationships). A writer that loses the race
 //! gets `Conflict` from the batch and starts over from a fresh read, so concurrent updates
 //! are serialised and none is lost.
+//!
+//! Exports scan the entity versions, then the relationship versions, in key order (the
+//! cursor is the last key read). An import writes each version and its index keys in one
+//! batch, raising each pointer to the largest version imported for its id; the batch checks
+//! the pointers it read, so a concurrent writer makes it fail with `Conflict` rather than
+//! lose a version.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -22,12 +28,14 @@ use time::OffsetDateTime;
 
 use super::keys::{GraphKey, GraphPrefix, Kind, Side, last_id};
 use super::{
-    AsOf, Bitemporal, Direction, Entity, EntityInput, GraphStore, Relationship, RelationshipInput,
-    TraversalHit, TraverseRequest, Validity, check_interval, to_utc,
+    AsOf, Bitemporal, Direction, Entity, EntityInput, GraphRecord, GraphStore, Relationship,
+    RelationshipInput, TraversalHit, TraverseRequest, Validity, check_graph_record, check_interval,
+    to_utc,
 };
 use crate::codec::check_id;
 use crate::codec::{decode_record, encode_record};
 use crate::paging::{Page, PageRequest};
+use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
 
 /// Attempts of one write before it gives up with a retryable `Conflict`. Every lost attempt
 /// means another writer of the same id won, so this bounds only pathological contention.
@@ -61,6 +69,7 @@ struct Pointer {
 /// What entity and relationship versions have in common.
 trait Versioned: Serialize + DeserializeOwned + Clone + Send + Sync {
     const KIND: Kind;
+    fn id(&self) -> &str;
     fn version(&self) -> u64;
     fn set_version(&mut self, version: u64);
     fn time(&self) -> &Bitemporal;
@@ -68,10 +77,15 @@ trait Versioned: Serialize + DeserializeOwned + Clone + Send + Sync {
     /// Index keys written with every version (they point at the id, so rewriting them is
     /// idempotent).
     fn index_keys(&self) -> Result<Vec<Key>>;
+    /// The version as a portable record.
+    fn into_record(self) -> GraphRecord;
 }
 
 impl Versioned for Entity {
     const KIND: Kind = Kind::Entity;
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn version(&self) -> u64 {
         self.version
     }
@@ -91,10 +105,16 @@ impl Versioned for Entity {
         };
         Ok(vec![by_type.key()?])
     }
+    fn into_record(self) -> GraphRecord {
+        GraphRecord::Entity(self)
+    }
 }
 
 impl Versioned for Relationship {
     const KIND: Kind = Kind::Relationship;
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn version(&self) -> u64 {
         self.version
     }
@@ -118,6 +138,9 @@ impl Versioned for Relationship {
             at(&self.from, Side::Out).key()?,
             at(&self.to, Side::In).key()?,
         ])
+    }
+    fn into_record(self) -> GraphRecord {
+        GraphRecord::Relationship(self)
     }
 }
 
@@ -507,6 +530,45 @@ fn list_range(entity_type: Option<&str>, after: Option<&str>) -> Result<(String,
     })
 }
 
+/// The portable records of stored versions of `T`.
+///
+/// # Errors
+/// `Corruption` for a version that does not decode.
+fn portable_records<T: Versioned>(entries: &[(Key, Bytes)]) -> Result<Vec<Bytes>> {
+    entries
+        .iter()
+        .map(|(key, bytes)| {
+            let version: T = decode_record(bytes).map_err(|e| e.with_context("key", key))?;
+            encode_portable(&version.into_record(), &[])
+        })
+        .collect()
+}
+
+/// Adds the writes of an imported `version` (the version and its index keys) to `batch`, and
+/// raises `newest`, the largest version imported per pointer key.
+fn import_version<T: Versioned>(
+    version: &T,
+    batch: WriteBatch,
+    newest: &mut BTreeMap<Key, u64>,
+) -> Result<WriteBatch> {
+    let id = version.id();
+    let key = GraphKey::Version {
+        kind: T::KIND,
+        id,
+        version: version.version(),
+    }
+    .key()?;
+    let mut batch = batch.put(key, encode_record(version)?);
+    for key in version.index_keys()? {
+        batch = batch.put(key, Bytes::new());
+    }
+    let pointer = newest
+        .entry(GraphKey::Pointer { kind: T::KIND, id }.key()?)
+        .or_default();
+    *pointer = (*pointer).max(version.version());
+    Ok(batch)
+}
+
 fn dangling(key: &Key) -> Error {
     Error::corruption("graph pointer names a version that is not stored").with_context("key", key)
 }
@@ -737,5 +799,73 @@ impl GraphStore for GenericGraphStore {
             }
         }
         Ok(hits)
+    }
+}
+
+/// The portable record of a version is a [`GraphRecord`]; see the module docs for the order.
+#[async_trait]
+impl PortableStore for GenericGraphStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let backend = &*self.backend;
+        let entities = GraphPrefix::AllVersions(Kind::Entity).text();
+        let relationships = GraphPrefix::AllVersions(Kind::Relationship).text();
+        if after.is_some_and(|cursor| cursor.starts_with(relationships.as_bytes())) {
+            let (entries, next) = scan_export(backend, &relationships, after, limit).await?;
+            let records = portable_records::<Relationship>(&entries)?;
+            return Ok(ExportPage { records, next });
+        }
+        let (entries, mut next) = scan_export(backend, &entities, after, limit).await?;
+        let mut records = portable_records::<Entity>(&entries)?;
+        if next.is_none() {
+            match limit - records.len() {
+                // A full page: the next one finds no entity version after its last one and
+                // goes on with the relationships.
+                0 => {
+                    next = entries
+                        .last()
+                        .map(|(key, _)| key.as_str().as_bytes().to_vec())
+                }
+                room => {
+                    let (entries, rest) = scan_export(backend, &relationships, None, room).await?;
+                    records.extend(portable_records::<Relationship>(&entries)?);
+                    next = rest;
+                }
+            }
+        }
+        Ok(ExportPage { records, next })
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut versions = Vec::with_capacity(records.len());
+        for record in records {
+            let (version, _): (GraphRecord, _) = decode_portable(record)?;
+            check_graph_record(&version)?;
+            versions.push(version);
+        }
+        if versions.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        let mut newest = BTreeMap::new();
+        for version in &versions {
+            batch = match version {
+                GraphRecord::Entity(entity) => import_version(entity, batch, &mut newest)?,
+                GraphRecord::Relationship(rel) => import_version(rel, batch, &mut newest)?,
+            };
+        }
+        let keys: Vec<Key> = newest.keys().cloned().collect();
+        let pointers = self.backend.get_batch(&keys).await?;
+        for ((key, version), pointer) in newest.into_iter().zip(pointers) {
+            let stored = pointer
+                .as_deref()
+                .map(decode_pointer)
+                .transpose()
+                .map_err(|e| e.with_context("key", &key))?;
+            batch = batch.check(key.clone(), pointer);
+            if stored.is_none_or(|stored| stored < version) {
+                batch = batch.put(key, encode_record(&Pointer { version })?);
+            }
+        }
+        self.backend.write_batch(batch).await
     }
 }

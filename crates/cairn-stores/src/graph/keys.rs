@@ -32,13 +32,15 @@ impl Kind {
         })
     }
 
+    fn all_versions(self) -> KeyPath {
+        KeyPath::new(SCOPE).name(match self {
+            Kind::Entity => "ev",
+            Kind::Relationship => "rv",
+        })
+    }
+
     fn versions(self, id: &str) -> KeyPath {
-        KeyPath::new(SCOPE)
-            .name(match self {
-                Kind::Entity => "ev",
-                Kind::Relationship => "rv",
-            })
-            .id(id)
+        self.all_versions().id(id)
     }
 }
 
@@ -119,6 +121,8 @@ fn adjacency(entity: &str) -> KeyPath {
 pub(super) enum GraphPrefix<'a> {
     /// Every pointer of `kind`: one entry per entity or relationship.
     Pointers(Kind),
+    /// Every version of every id of `kind`, in (id, version) order.
+    AllVersions(Kind),
     /// Every version of one id.
     Versions(Kind, &'a str),
     /// Type-index entries of one entity type.
@@ -137,6 +141,7 @@ impl GraphPrefix<'_> {
     pub(super) fn text(self) -> String {
         match self {
             GraphPrefix::Pointers(kind) => kind.pointers(),
+            GraphPrefix::AllVersions(kind) => kind.all_versions(),
             GraphPrefix::Versions(kind, id) => kind.versions(id),
             GraphPrefix::ByType(entity_type) => by_type(entity_type),
             GraphPrefix::Adjacency {
@@ -179,6 +184,15 @@ mod tests {
         assert_eq!(
             GraphPrefix::Versions(Kind::Entity, "a").text(),
             "kg/ev/a/".to_owned()
+        );
+        assert!(
+            v.key()
+                .unwrap()
+                .starts_with(&GraphPrefix::AllVersions(Kind::Entity).text())
+        );
+        assert_eq!(
+            GraphPrefix::AllVersions(Kind::Relationship).text(),
+            "kg/rv/".to_owned()
         );
         let adj = GraphKey::Adjacency {
             entity: "x",

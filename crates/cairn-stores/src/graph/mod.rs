@@ -31,6 +31,14 @@
 //! `valid_from <= valid_at < valid_to` (open `valid_to`: no upper bound) **and**
 //! `recorded_at <= known_at < superseded_at` (open `superseded_at`: no upper bound). At most
 //! one version of an id is known at a given instant, so at most one matches.
+//!
+//! ## Portable records
+//! Every implementation exports every version, current or closed, as a [`GraphRecord`]
+//! (see [`crate::portable`]): entity versions first, then relationship versions, each in
+//! (id, version) order. An import writes each version under its identity, the id and its
+//! version number, replacing what was there, with its own transaction times. It does not
+//! require a relationship's endpoints: reads treat a missing endpoint as an entity that is not
+//! valid in the view, so pages may arrive in any order.
 
 mod generic;
 mod keys;
@@ -45,6 +53,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::codec::check_id;
 use crate::paging::{Page, PageRequest};
+use crate::portable::check_portable_time;
 
 pub use generic::GenericGraphStore;
 
@@ -291,6 +300,67 @@ impl RelationshipInput {
         check_id("relationship to", &self.to)?;
         check_id("relation type", &self.relation_type)?;
         Validity::new(self.valid_from, self.valid_to)
+    }
+}
+
+/// The portable record of the graph store: one version of an entity or of a relationship,
+/// tagged by `kind` (`entity` or `relationship`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GraphRecord {
+    /// A version of an entity.
+    Entity(Entity),
+    /// A version of a relationship.
+    Relationship(Relationship),
+}
+
+/// Checks an imported [`GraphRecord`] for what every implementation stores: ids and types of
+/// 1 to 256 bytes without NUL, a version of 1 to `i64::MAX` (the native `bigint`), times in UTC
+/// and in years 0 to 9999, `valid_from < valid_to` and `recorded_at <= superseded_at`.
+///
+/// # Errors
+/// `InvalidInput` naming the first bad field.
+pub fn check_graph_record(record: &GraphRecord) -> Result<()> {
+    let (id, version, time) = match record {
+        GraphRecord::Entity(entity) => {
+            check_id("entity id", &entity.id)?;
+            check_id("entity type", &entity.entity_type)?;
+            (&entity.id, entity.version, &entity.time)
+        }
+        GraphRecord::Relationship(rel) => {
+            check_id("relationship id", &rel.id)?;
+            check_id("relationship from", &rel.from)?;
+            check_id("relationship to", &rel.to)?;
+            check_id("relation type", &rel.relation_type)?;
+            (&rel.id, rel.version, &rel.time)
+        }
+    };
+    if version == 0 || i64::try_from(version).is_err() {
+        return Err(Error::invalid_input(format!(
+            "graph version must be 1 to {}, got {version}",
+            i64::MAX
+        ))
+        .with_context("id", id));
+    }
+    check_portable_time("valid_from", time.valid_from)?;
+    check_portable_time("recorded_at", time.recorded_at)?;
+    for (what, end) in [
+        ("valid_to", time.valid_to),
+        ("superseded_at", time.superseded_at),
+    ] {
+        if let Some(end) = end {
+            check_portable_time(what, end)?;
+        }
+    }
+    check_interval(time.valid_from, time.valid_to).map_err(|e| e.with_context("id", id))?;
+    match time.superseded_at {
+        Some(end) if end < time.recorded_at => Err(Error::invalid_input(
+            "superseded_at must not be before recorded_at",
+        )
+        .with_context("id", id)
+        .with_context("recorded_at", time.recorded_at)
+        .with_context("superseded_at", end)),
+        _ => Ok(()),
     }
 }
 

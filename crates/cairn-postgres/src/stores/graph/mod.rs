@@ -4,23 +4,30 @@
 mod rows;
 mod sql;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use cairn_core::{Error, ErrorKind, Result, StorageBackend};
+use cairn_core::{Bytes, Error, ErrorKind, Result, StorageBackend};
 use cairn_stores::codec::check_id;
 use cairn_stores::graph::{
-    AsOf, Direction, Entity, EntityInput, GraphStore, Relationship, RelationshipInput,
-    TraversalHit, TraverseRequest, Validity, to_utc,
+    AsOf, Bitemporal, Direction, Entity, EntityInput, GraphRecord, GraphStore, Relationship,
+    RelationshipInput, TraversalHit, TraverseRequest, Validity, check_graph_record, to_utc,
 };
 use cairn_stores::paging::{Page, PageRequest};
+use cairn_stores::portable::{
+    ExportPage, PortableStore, decode_cursor, decode_portable, encode_cursor, encode_portable,
+    page_of,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
 use super::timestamps::{check_year, split};
-use super::{QuerySql, bigint, query};
+use super::{QuerySql, bigint, execute_two, export_fetch, query};
 use crate::backend::PostgresBackend;
 use rows::{Cols, entity_from, relationship_from};
 
@@ -51,6 +58,13 @@ use rows::{Cols, entity_from, relationship_from};
 /// store's keys (`sort_key`); `relationships_of` on the endpoint indexes; `traverse` as one
 /// recursive CTE, breadth first, with the visited ids as its cycle protection (see
 /// [`PostgresGraphStore::explain_traverse`]).
+///
+/// # Export and import
+/// Exports read the entity versions, then the relationship versions, each in primary-key
+/// order `(id, version)`; the cursor is the last version's kind, id and version. An import is
+/// one transaction of two `INSERT … SELECT FROM unnest(…) ON CONFLICT (tenant_id, id,
+/// version) DO UPDATE` statements (entities, relationships), each writing its rows in
+/// `(id, version)` order so an id's closed versions are written before its open one.
 ///
 /// # Limits
 /// Times lie in years 0 to 9999. PostgreSQL `text` and `jsonb` cannot hold NUL characters: a
@@ -597,5 +611,178 @@ impl GraphStore for PostgresGraphStore {
                 })
             })
             .collect()
+    }
+}
+
+/// Where an export stands: the kind, id and version of the last version exported.
+#[derive(Debug, Serialize, Deserialize)]
+enum Position {
+    Entity(String, u64),
+    Relationship(String, u64),
+}
+
+impl Position {
+    fn of(record: &GraphRecord) -> Position {
+        match record {
+            GraphRecord::Entity(e) => Position::Entity(e.id.clone(), e.version),
+            GraphRecord::Relationship(r) => Position::Relationship(r.id.clone(), r.version),
+        }
+    }
+}
+
+/// The time columns of imported versions, one array per column.
+#[derive(Default)]
+struct TimeColumns {
+    valid_from: Vec<OffsetDateTime>,
+    valid_from_ns: Vec<i16>,
+    valid_to: Vec<Option<OffsetDateTime>>,
+    valid_to_ns: Vec<Option<i16>>,
+    recorded_at: Vec<OffsetDateTime>,
+    recorded_ns: Vec<i16>,
+    superseded_at: Vec<Option<OffsetDateTime>>,
+    superseded_ns: Vec<Option<i16>>,
+}
+
+impl TimeColumns {
+    fn push(&mut self, time: &Bitemporal) {
+        let (at, ns) = split(time.valid_from);
+        self.valid_from.push(at);
+        self.valid_from_ns.push(ns);
+        let (at, ns) = split_opt(time.valid_to);
+        self.valid_to.push(at);
+        self.valid_to_ns.push(ns);
+        let (at, ns) = split(time.recorded_at);
+        self.recorded_at.push(at);
+        self.recorded_ns.push(ns);
+        let (at, ns) = split_opt(time.superseded_at);
+        self.superseded_at.push(at);
+        self.superseded_ns.push(ns);
+    }
+
+    /// The arrays in the order of the import statements' time parameters.
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.valid_from,
+            &self.valid_from_ns,
+            &self.valid_to,
+            &self.valid_to_ns,
+            &self.recorded_at,
+            &self.recorded_ns,
+            &self.superseded_at,
+            &self.superseded_ns,
+        ]
+    }
+}
+
+/// The portable record of a version is a [`GraphRecord`]; the order and the writes are in the
+/// type's docs.
+#[async_trait]
+impl PortableStore for PostgresGraphStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        const OP: &str = "graph_export";
+        let fetch = export_fetch(limit)?;
+        let after: Option<Position> = after.map(decode_cursor).transpose()?;
+        let tenant = self.tenant();
+        let mut versions = Vec::new();
+        let relationships_after = match after {
+            Some(Position::Relationship(id, version)) => Some((id, bigint(version))),
+            entity => {
+                let (id, version) = match entity {
+                    Some(Position::Entity(id, version)) => (Some(id), bigint(version)),
+                    _ => (None, 0),
+                };
+                let params: [&(dyn ToSql + Sync); 4] = [&tenant, &id, &version, &fetch];
+                for row in query(&self.backend, sql::EXPORT_ENTITIES, &params, OP).await? {
+                    versions.push(GraphRecord::Entity(entity_from(&Cols::new(&row, OP), 0)?));
+                }
+                None
+            }
+        };
+        // `fetch` is at most MAX_EXPORT_PAGE + 1, so the count fits.
+        let room = fetch - versions.len() as i64;
+        if room > 0 {
+            let (id, version) = relationships_after.unzip();
+            let version = version.unwrap_or(0);
+            let params: [&(dyn ToSql + Sync); 4] = [&tenant, &id, &version, &room];
+            for row in query(&self.backend, sql::EXPORT_RELATIONSHIPS, &params, OP).await? {
+                let rel = relationship_from(&Cols::new(&row, OP), 0)?;
+                versions.push(GraphRecord::Relationship(rel));
+            }
+        }
+        page_of(
+            versions,
+            limit,
+            |version| encode_portable(version, &[]),
+            |last| encode_cursor(&Position::of(last)),
+        )
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut entities = BTreeMap::new();
+        let mut relationships = BTreeMap::new();
+        for record in records {
+            let (version, _): (GraphRecord, _) = decode_portable(record)?;
+            check_graph_record(&version)?;
+            match version {
+                GraphRecord::Entity(e) => {
+                    entities.insert((e.id.clone(), e.version), e);
+                }
+                GraphRecord::Relationship(r) => {
+                    relationships.insert((r.id.clone(), r.version), r);
+                }
+            }
+        }
+        if entities.is_empty() && relationships.is_empty() {
+            return Ok(());
+        }
+        let tenant = self.tenant();
+
+        let (mut ids, mut versions, mut types) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut names, mut properties, mut times) =
+            (Vec::new(), Vec::new(), TimeColumns::default());
+        for entity in entities.into_values() {
+            times.push(&entity.time);
+            ids.push(entity.id);
+            // Checked to fit a `bigint`.
+            versions.push(bigint(entity.version));
+            types.push(entity.entity_type);
+            names.push(entity.name);
+            properties.push(Value::Object(entity.properties));
+        }
+        let mut entity_params: Vec<&(dyn ToSql + Sync)> =
+            vec![&tenant, &ids, &versions, &types, &names, &properties];
+        entity_params.extend(times.params());
+
+        let (mut rel_ids, mut rel_versions, mut froms) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tos, mut rel_types, mut rel_properties) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rel_times = TimeColumns::default();
+        for rel in relationships.into_values() {
+            rel_times.push(&rel.time);
+            rel_ids.push(rel.id);
+            rel_versions.push(bigint(rel.version));
+            froms.push(rel.from);
+            tos.push(rel.to);
+            rel_types.push(rel.relation_type);
+            rel_properties.push(Value::Object(rel.properties));
+        }
+        let mut rel_params: Vec<&(dyn ToSql + Sync)> = vec![
+            &tenant,
+            &rel_ids,
+            &rel_versions,
+            &froms,
+            &tos,
+            &rel_types,
+            &rel_properties,
+        ];
+        rel_params.extend(rel_times.params());
+
+        execute_two(
+            &self.backend,
+            (sql::IMPORT_ENTITIES, &entity_params),
+            (sql::IMPORT_RELATIONSHIPS, &rel_params),
+            "graph_import",
+        )
+        .await?;
+        Ok(())
     }
 }

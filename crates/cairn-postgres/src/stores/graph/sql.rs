@@ -416,3 +416,76 @@ WHERE w.depth > 0"
 
 /// See [`TRAVERSE_START`].
 pub(super) const TRAVERSE_ORDER: &str = " ORDER BY w.depth, w.id";
+
+/// `$2`/`$3` the (id, version) to export after (`$2` NULL: from the start), `$4` the most
+/// rows: every entity version in (id, version) order (primary key order).
+pub(super) const EXPORT_ENTITIES: &str = concat!(
+    "SELECT ",
+    entity_columns!(),
+    " FROM graph_entities v WHERE v.tenant_id = $1 \
+     AND ($2::text IS NULL OR (v.id, v.version) > ($2::text, $3::int8)) \
+     ORDER BY v.id, v.version LIMIT $4"
+);
+
+/// [`EXPORT_ENTITIES`] for relationship versions.
+pub(super) const EXPORT_RELATIONSHIPS: &str = concat!(
+    "SELECT ",
+    relationship_columns!(),
+    " FROM graph_relationships v WHERE v.tenant_id = $1 \
+     AND ($2::text IS NULL OR (v.id, v.version) > ($2::text, $3::int8)) \
+     ORDER BY v.id, v.version LIMIT $4"
+);
+
+/// The time columns of an import's `SET` list, from `EXCLUDED`.
+macro_rules! import_times {
+    () => {
+        "valid_from = EXCLUDED.valid_from, valid_from_ns = EXCLUDED.valid_from_ns, \
+         valid_to = EXCLUDED.valid_to, valid_to_ns = EXCLUDED.valid_to_ns, \
+         recorded_at = EXCLUDED.recorded_at, recorded_ns = EXCLUDED.recorded_ns, \
+         superseded_at = EXCLUDED.superseded_at, superseded_ns = EXCLUDED.superseded_ns"
+    };
+}
+
+/// Writes entity versions, replacing those of the same (id, version): `$2` ids, `$3`
+/// versions, `$4` types, `$5` names, `$6` properties, `$7`..`$14` the four times with their
+/// nanoseconds (valid from, valid to, recorded, superseded), all in the same order, which is
+/// the order the rows are written in (an id's closed versions before its open one, so the
+/// unique index of current versions never sees two).
+pub(super) const IMPORT_ENTITIES: &str = concat!(
+    "INSERT INTO graph_entities (tenant_id, id, version, entity_type, name, properties, \
+     valid_from, valid_from_ns, valid_to, valid_to_ns, recorded_at, recorded_ns, superseded_at, \
+     superseded_ns)
+SELECT $1, e.id, e.version, e.entity_type, e.name, e.properties, e.valid_from, e.valid_from_ns,
+    e.valid_to, e.valid_to_ns, e.recorded_at, e.recorded_ns, e.superseded_at, e.superseded_ns
+FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[],
+    $8::int2[], $9::timestamptz[], $10::int2[], $11::timestamptz[], $12::int2[],
+    $13::timestamptz[], $14::int2[]) WITH ORDINALITY
+    AS e(id, version, entity_type, name, properties, valid_from, valid_from_ns, valid_to,
+        valid_to_ns, recorded_at, recorded_ns, superseded_at, superseded_ns, n)
+ORDER BY e.n
+ON CONFLICT (tenant_id, id, version) DO UPDATE SET
+    entity_type = EXCLUDED.entity_type, name = EXCLUDED.name,
+    properties = EXCLUDED.properties, ",
+    import_times!()
+);
+
+/// [`IMPORT_ENTITIES`] for relationship versions: `$2` ids, `$3` versions, `$4` from, `$5`
+/// to, `$6` types, `$7` properties, `$8`..`$15` the times.
+pub(super) const IMPORT_RELATIONSHIPS: &str = concat!(
+    "INSERT INTO graph_relationships (tenant_id, id, version, from_id, to_id, relation_type, \
+     properties, valid_from, valid_from_ns, valid_to, valid_to_ns, recorded_at, recorded_ns, \
+     superseded_at, superseded_ns)
+SELECT $1, r.id, r.version, r.from_id, r.to_id, r.relation_type, r.properties, r.valid_from,
+    r.valid_from_ns, r.valid_to, r.valid_to_ns, r.recorded_at, r.recorded_ns, r.superseded_at,
+    r.superseded_ns
+FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
+    $8::timestamptz[], $9::int2[], $10::timestamptz[], $11::int2[], $12::timestamptz[],
+    $13::int2[], $14::timestamptz[], $15::int2[]) WITH ORDINALITY
+    AS r(id, version, from_id, to_id, relation_type, properties, valid_from, valid_from_ns,
+        valid_to, valid_to_ns, recorded_at, recorded_ns, superseded_at, superseded_ns, n)
+ORDER BY r.n
+ON CONFLICT (tenant_id, id, version) DO UPDATE SET
+    from_id = EXCLUDED.from_id, to_id = EXCLUDED.to_id,
+    relation_type = EXCLUDED.relation_type, properties = EXCLUDED.properties, ",
+    import_times!()
+);
