@@ -43,18 +43,7 @@ fn tenant() -> TenantId {
 }
 
 fn stores(view: &TenantStorage) -> Stores {
-    Stores {
-        vectors: view.vectors(),
-        episodic: view.episodic(),
-        graph: view.graph(),
-        procedural: view.procedural(),
-        agent_state: view.agent_state(),
-        workflows: view.workflows(),
-        sessions: view.sessions(),
-        artifacts: view.artifacts(),
-        events: view.events(),
-        hooks: view.hooks(),
-    }
+    cairn_testkit::stores_of!(view)
 }
 
 /// Seeds `place` with the small dataset (and `extra_events` more events) and closes it.
@@ -135,9 +124,18 @@ async fn export_import_round_trips_and_damaged_dumps_import_nothing() {
     let (source, target, damaged_target) = (Place::new(), Place::new(), Place::new());
     let seeded = seed(&source, 0).await;
     let work = tempfile::tempdir().unwrap();
-    let (first, second) = (work.path().join("first.dump"), work.path().join("second.dump"));
+    let (first, second) = (
+        work.path().join("first.dump"),
+        work.path().join("second.dump"),
+    );
 
-    let exported = succeeds(&["--config", path(&source.config), "export", "--out", path(&first)]);
+    let exported = succeeds(&[
+        "--config",
+        path(&source.config),
+        "export",
+        "--out",
+        path(&first),
+    ]);
     assert!(exported.contains("semantic_graph"), "{exported}");
     let imported = succeeds(&["--config", path(&target.config), "import", path(&first)]);
     assert!(imported.contains("imported"), "{imported}");
@@ -156,7 +154,10 @@ async fn export_import_round_trips_and_damaged_dumps_import_nothing() {
     let (original, round_tripped) = (items(&first), items(&second));
     assert!(original.len() > 1_000, "{} items", original.len());
     assert!(original == round_tripped, "the re-exported records differ");
-    assert_eq!(answers(&target, &seeded).await, answers(&source, &seeded).await);
+    assert_eq!(
+        answers(&target, &seeded).await,
+        answers(&source, &seeded).await
+    );
 
     let bytes = std::fs::read(&first).unwrap();
     let damaged = work.path().join("damaged.dump");
@@ -176,16 +177,31 @@ async fn export_import_round_trips_and_damaged_dumps_import_nothing() {
     );
     for (case, content) in cases {
         std::fs::write(&damaged, content).unwrap();
-        let output = run(&["--config", path(&damaged_target.config), "import", path(&damaged)]);
+        let output = run(&[
+            "--config",
+            path(&damaged_target.config),
+            "import",
+            path(&damaged),
+        ]);
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{case}: {stderr}");
         assert!(
-            ["damaged", "truncated", "does not match", "does not decode", "corrupt"]
-                .iter()
-                .any(|word| stderr.to_lowercase().contains(word)),
+            [
+                "damaged",
+                "truncated",
+                "does not match",
+                "does not decode",
+                "corrupt"
+            ]
+            .iter()
+            .any(|word| stderr.to_lowercase().contains(word)),
             "{case}: {stderr}"
         );
-        assert_eq!(records(&damaged_target).await, 0, "{case}: something was imported");
+        assert_eq!(
+            records(&damaged_target).await,
+            0,
+            "{case}: something was imported"
+        );
     }
 }
 
@@ -238,7 +254,10 @@ async fn a_copy_killed_halfway_resumes_and_verifies() {
     };
     child.wait().unwrap();
     let total_events = 20_000 + Size::small().events as u64;
-    assert!(killed_at < total_events, "killed after the event log was copied");
+    assert!(
+        killed_at < total_events,
+        "killed after the event log was copied"
+    );
 
     let report = succeeds(&args);
     assert!(report.contains("every section matches"), "{report}");
@@ -246,13 +265,24 @@ async fn a_copy_killed_halfway_resumes_and_verifies() {
         .lines()
         .find(|line| line.contains("event_log"))
         .unwrap();
-    let copied: u64 = event_row.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let copied: u64 = event_row
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
         copied < total_events,
         "the second run copied all {copied} events again: {report}"
     );
-    assert!(!checkpoint.exists(), "a verified copy leaves its checkpoint");
-    assert_eq!(answers(&target, &seeded).await, answers(&source, &seeded).await);
+    assert!(
+        !checkpoint.exists(),
+        "a verified copy leaves its checkpoint"
+    );
+    assert_eq!(
+        answers(&target, &seeded).await,
+        answers(&source, &seeded).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +314,9 @@ async fn verify_finds_a_damaged_artifact_and_snapshot() {
         chunk[1_000] ^= 0xff;
         artifacts.set(&key, chunk.into()).await.unwrap();
         let (key, value) = snapshot.expect("a snapshot payload");
-        let payload = String::from_utf8(value.to_vec()).unwrap().replace("plan ", "PLAN ");
+        let payload = String::from_utf8(value.to_vec())
+            .unwrap()
+            .replace("plan ", "PLAN ");
         artifacts.set(&key, payload.into()).await.unwrap();
     }
     let output = run(&["--config", path(&place.config), "verify"]);

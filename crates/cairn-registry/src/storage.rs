@@ -174,7 +174,8 @@ impl TenantStorage {
             Component::Sessions => self.sessions(),
             Component::EventLog => self.events(),
             Component::HookHistory => self.hooks(),
-            Component::VectorEmbeddings | Component::SemanticGraph | Component::Artifacts => {
+            Component::SemanticGraph => self.graph(),
+            Component::VectorEmbeddings | Component::Artifacts => {
                 todo!("TEMP until merge")
             }
         }

@@ -11,18 +11,7 @@ use cairn_registry::{Component, Storage, TenantStorage, from_toml};
 use cairn_testkit::dataset::{self, Size, Stores};
 
 fn stores(view: &TenantStorage) -> Stores {
-    Stores {
-        vectors: view.vectors(),
-        episodic: view.episodic(),
-        graph: view.graph(),
-        procedural: view.procedural(),
-        agent_state: view.agent_state(),
-        workflows: view.workflows(),
-        sessions: view.sessions(),
-        artifacts: view.artifacts(),
-        events: view.events(),
-        hooks: view.hooks(),
-    }
+    cairn_testkit::stores_of!(view)
 }
 
 async fn open(toml: &str) -> Storage {

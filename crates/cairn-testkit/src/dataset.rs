@@ -19,7 +19,7 @@ use cairn_stores::graph::{
 };
 use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery};
 use cairn_stores::paging::PageRequest;
-use cairn_stores::procedural::{Procedure, ProceduralStore};
+use cairn_stores::procedural::{ProceduralStore, Procedure};
 use cairn_stores::sessions::SessionStore;
 use cairn_stores::vectors::{Metric, SearchRequest, VectorRecord, VectorStore};
 use cairn_stores::workflow::{Transition, WorkflowStatus, WorkflowStore};
@@ -49,6 +49,28 @@ pub struct Stores {
     pub events: Arc<dyn EventLogStore>,
     /// Hook history.
     pub hooks: Arc<dyn HookHistoryStore>,
+}
+
+/// The [`Stores`] of a tenant's storage handle: anything with the ten accessors
+/// `vectors()`, `episodic()`, `graph()`, `procedural()`, `agent_state()`, `workflows()`,
+/// `sessions()`, `artifacts()`, `events()` and `hooks()` (the registry's `TenantStorage`).
+#[macro_export]
+macro_rules! stores_of {
+    ($view:expr) => {{
+        let view = &$view;
+        $crate::dataset::Stores {
+            vectors: view.vectors(),
+            episodic: view.episodic(),
+            graph: view.graph(),
+            procedural: view.procedural(),
+            agent_state: view.agent_state(),
+            workflows: view.workflows(),
+            sessions: view.sessions(),
+            artifacts: view.artifacts(),
+            events: view.events(),
+            hooks: view.hooks(),
+        }
+    }};
 }
 
 /// How many records of each kind [`seed`] writes; [`Size::large`] writes over 10 000.
@@ -243,7 +265,10 @@ async fn seed_vectors(stores: &Stores, size: Size) -> Result<()> {
             .await?;
     }
     for n in (0..size.vectors as u64).step_by(10) {
-        stores.vectors.delete(COLLECTION, &format!("m{n:05}")).await?;
+        stores
+            .vectors
+            .delete(COLLECTION, &format!("m{n:05}"))
+            .await?;
     }
     Ok(())
 }
@@ -311,7 +336,10 @@ async fn seed_items(stores: &Stores, size: Size) -> Result<()> {
             })
             .await?;
         for outcome in 0..(n % 5) {
-            stores.procedural.record_outcome(&id, outcome % 2 == 0).await?;
+            stores
+                .procedural
+                .record_outcome(&id, outcome % 2 == 0)
+                .await?;
         }
     }
     for agent in 0..(size.items / 10).max(1) {
@@ -478,7 +506,10 @@ async fn answer_hooks(stores: &Stores, out: &mut Answers) -> Result<()> {
 
 async fn answer_conversations(stores: &Stores, seeded: &Seeded, out: &mut Answers) -> Result<()> {
     let episodic = &stores.episodic;
-    out.add("episodic: sessions", episodic.list_sessions(None, 1_000).await?);
+    out.add(
+        "episodic: sessions",
+        episodic.list_sessions(None, 1_000).await?,
+    );
     for s in (0..seeded.size.conversations).step_by(3) {
         let session = format!("chat/{s}");
         out.add(

@@ -435,8 +435,11 @@ pub struct TraversalHit {
 /// Reads of ids that never existed return `None` or nothing, not an error; writes that need
 /// an existing entity or relationship return `NotFound`. Invalid input is `InvalidInput` and
 /// writes nothing.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait GraphStore: Send + Sync + Debug {
+pub trait GraphStore: crate::portable::PortableStore {
     /// Creates an entity, or records a new version of an existing one with merged
     /// properties; returns the new version.
     ///
