@@ -51,6 +51,10 @@ pub(crate) fn rate(n: f64, elapsed: Duration) -> f64 {
 }
 
 impl Progress for Reporter {
+    fn wants_totals(&self) -> bool {
+        self.terminal
+    }
+
     fn start(&self, tenant: &TenantId, component: Component, total: Option<u64>) {
         let label = format!("{tenant}/{component}");
         if self.terminal {

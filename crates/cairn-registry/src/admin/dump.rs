@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use cairn_core::{Bytes, Error, ErrorKind, Result, TenantId};
 use cairn_stores::dump::{Compression, DumpHeader, DumpItem, DumpReader, DumpWriter};
+use cairn_stores::portable::fingerprint;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -160,7 +161,12 @@ async fn export_sections(
         let view = storage.tenant(tenant);
         for &component in &selection.components {
             let store = view.portable(component);
-            progress.start(tenant, component, None);
+            let page = page_for(component, page);
+            let total = match progress.wants_totals() {
+                true => Some(fingerprint(store.as_ref(), page).await?.records),
+                false => None,
+            };
+            progress.start(tenant, component, total);
             sender
                 .send(Frame::Begin(tenant.clone(), component))
                 .await
@@ -173,9 +179,7 @@ async fn export_sections(
             };
             let mut after: Option<Vec<u8>> = None;
             loop {
-                let exported = store
-                    .export_page(after.as_deref(), page_for(component, page))
-                    .await?;
+                let exported = store.export_page(after.as_deref(), page).await?;
                 let bytes: u64 = exported.records.iter().map(|r| r.len() as u64).sum();
                 let records = exported.records.len() as u64;
                 sender

@@ -76,6 +76,11 @@ impl Selection {
 
 /// Receives the advance of a long operation, one section (a tenant's component) at a time.
 pub trait Progress: Send + Sync {
+    /// Whether record totals are worth an extra read where they are not known otherwise
+    /// (an export counts each section first when this is `true`, for an ETA).
+    fn wants_totals(&self) -> bool {
+        false
+    }
     /// A section starts; `total` is its record count when known.
     fn start(&self, tenant: &TenantId, component: Component, total: Option<u64>);
     /// `records` more records (of `bytes` bytes) of the current section are done.
