@@ -9,14 +9,16 @@ use std::sync::Arc;
 use cairn_core::StorageBackend;
 use cairn_postgres::{
     PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore, PostgresWorkflowStore,
+    PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore, PostgresVectorStore,
+    PostgresWorkflowStore,
 };
 use cairn_stores::event_log::Event;
 use cairn_stores::portable::copy;
 use cairn_stores::{
     AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
     GenericEventLogStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
-    GenericWorkflowStore, HookHistoryStore, ProceduralStore, SessionStore, WorkflowStore,
+    GenericVectorStore, GenericWorkflowStore, HookHistoryStore, ProceduralStore, SessionStore,
+    VectorStore, WorkflowStore,
 };
 use cairn_testkit::portable::{self, Portable};
 use serde_json::json;
@@ -134,6 +136,14 @@ both_ways!(
     workflow_copy_faithfully,
     workflow_native_to_generic,
     workflow_generic_to_native
+);
+both_ways!(
+    VectorStore,
+    PostgresVectorStore,
+    GenericVectorStore,
+    vectors_copy_faithfully,
+    vectors_native_to_generic,
+    vectors_generic_to_native
 );
 
 /// Which partition of `events` holds the event `id` (read as the superuser, from outside the

@@ -16,6 +16,7 @@ mod generic;
 mod hnsw;
 mod kernel;
 pub mod keys;
+mod portable;
 
 use async_trait::async_trait;
 use cairn_core::{Error, Result};
@@ -25,6 +26,10 @@ use time::OffsetDateTime;
 
 pub use generic::GenericVectorStore;
 pub use hnsw::{HnswParams, HnswVectorStore};
+pub use portable::{
+    CollectionImport, PortableVector, PortableVectorMeta, VectorExportSource, check_import_into,
+    decode_vector_import, encode_vector_record, export_vectors,
+};
 
 /// Largest vector dimension a collection may have.
 pub const MAX_DIMENSION: usize = 16_000;
