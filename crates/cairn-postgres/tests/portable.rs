@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use cairn_core::StorageBackend;
 use cairn_postgres::{
-    PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore, PostgresVectorStore,
-    PostgresWorkflowStore,
+    PostgresAgentStateStore, PostgresArtifactStore, PostgresBackend, PostgresEpisodicStore,
+    PostgresEventLogStore, PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore,
+    PostgresVectorStore, PostgresWorkflowStore,
 };
 use cairn_stores::event_log::Event;
 use cairn_stores::portable::copy;
 use cairn_stores::{
-    AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
-    GenericEventLogStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
-    GenericVectorStore, GenericWorkflowStore, HookHistoryStore, ProceduralStore, SessionStore,
-    VectorStore, WorkflowStore,
+    AgentStateStore, ArtifactStore, EpisodicStore, EventLogStore, GenericAgentStateStore,
+    GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore, GenericHookHistoryStore,
+    GenericProceduralStore, GenericSessionStore, GenericVectorStore, GenericWorkflowStore,
+    HookHistoryStore, ProceduralStore, SessionStore, VectorStore, WorkflowStore,
 };
 use cairn_testkit::portable::{self, Portable};
 use serde_json::json;
@@ -144,6 +144,14 @@ both_ways!(
     vectors_copy_faithfully,
     vectors_native_to_generic,
     vectors_generic_to_native
+);
+both_ways!(
+    ArtifactStore,
+    PostgresArtifactStore,
+    GenericArtifactStore,
+    artifacts_copy_faithfully,
+    artifacts_native_to_generic,
+    artifacts_generic_to_native
 );
 
 /// Which partition of `events` holds the event `id` (read as the superuser, from outside the

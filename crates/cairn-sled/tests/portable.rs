@@ -10,10 +10,11 @@ use cairn_memory::MemoryBackend;
 use cairn_stores::portable::PortableStore;
 use cairn_stores::vectors::{SearchRequest, VectorRecord, encode_vector_record};
 use cairn_stores::{
-    AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
-    GenericEventLogStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
-    GenericVectorStore, GenericWorkflowStore, HnswParams, HnswVectorStore, HookHistoryStore,
-    ProceduralStore, SessionStore, VectorStore, WorkflowStore,
+    AgentStateStore, ArtifactStore, EpisodicStore, EventLogStore, GenericAgentStateStore,
+    GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore, GenericHookHistoryStore,
+    GenericProceduralStore, GenericSessionStore, GenericVectorStore, GenericWorkflowStore,
+    HnswParams, HnswVectorStore, HookHistoryStore, ProceduralStore, SessionStore, VectorStore,
+    WorkflowStore,
 };
 use cairn_testkit::portable::{self, Portable};
 
@@ -74,6 +75,12 @@ memory_to_sled!(
     GenericWorkflowStore,
     workflow_copy_faithfully,
     workflow_memory_to_sled
+);
+memory_to_sled!(
+    ArtifactStore,
+    GenericArtifactStore,
+    artifacts_copy_faithfully,
+    artifacts_memory_to_sled
 );
 memory_to_sled!(
     VectorStore,

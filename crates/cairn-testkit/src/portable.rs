@@ -10,6 +10,7 @@ use std::sync::Arc;
 use cairn_core::{Bytes, ErrorKind};
 use cairn_stores::SessionStore;
 use cairn_stores::agent_state::{AgentStateStore, SnapshotInfo};
+use cairn_stores::artifacts::{ArtifactInfo, ArtifactStore, PutOptions};
 use cairn_stores::episodic::{EpisodicStore, Role, Turn, TurnPage, TurnRecord};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, EventRecord, TypePattern};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord};
@@ -21,6 +22,7 @@ use cairn_stores::vectors::{
     encode_vector_record,
 };
 use cairn_stores::workflow::{Transition, Workflow, WorkflowStatus, WorkflowStore};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -1116,4 +1118,126 @@ pub async fn vectors_copy_faithfully(
     .unwrap();
     refused(to_portable.as_ref(), valid, partial, ErrorKind::Corruption).await;
     assert_eq!(to.collection("fresh").await.unwrap(), None);
+}
+
+/// Every artifact `store` lists, paged two at a time.
+async fn all_artifacts(store: &Arc<dyn ArtifactStore>) -> Vec<ArtifactInfo> {
+    let mut out: Vec<ArtifactInfo> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list(after.as_deref(), 2).await.unwrap();
+        out.extend(page.items);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// Artifacts: small, empty and multi-chunk (over 1 MiB, stored from a stream) content, one
+/// with three references and one with one left after a release, survive a copy with their
+/// descriptions (content type, metadata, reference count, creation time); the copy lists,
+/// stats and reads them (whole and streamed) as the source does, and releases count down from
+/// the copied reference counts. An import refuses content that does not match its hash or
+/// size (`Corruption`) and a reference count of 0 or an empty content type (`InvalidInput`),
+/// writing nothing.
+pub async fn artifacts_copy_faithfully(
+    source: Portable<dyn ArtifactStore>,
+    target: Portable<dyn ArtifactStore>,
+) {
+    let (from, from_portable) = source;
+    let (to, to_portable) = target;
+    let mut options = PutOptions::with_content_type("text/plain; charset=utf-8");
+    options.metadata.insert("lang".into(), json!("en"));
+    options
+        .metadata
+        .insert("nested".into(), json!({"a": [1, null]}));
+    let mut hashes = Vec::new();
+    for _ in 0..3 {
+        let hello = from
+            .put(Bytes::from_static(b"hello"), options.clone())
+            .await
+            .unwrap();
+        hashes.push(hello.hash);
+    }
+    let empty = from.put(Bytes::new(), PutOptions::default()).await.unwrap();
+    let big: Vec<u8> = (0..(3 << 19) + 17u32)
+        .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+        .collect();
+    let pieces: Vec<cairn_core::Result<Bytes>> = big
+        .chunks(100_000)
+        .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+        .collect();
+    let large = from
+        .put_stream(
+            futures::stream::iter(pieces).boxed(),
+            PutOptions::with_content_type("application/x-big"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(large.size, big.len() as u64);
+    let twice = from
+        .put(Bytes::from_static(b"twice"), PutOptions::default())
+        .await
+        .unwrap();
+    from.put(Bytes::from_static(b"twice"), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(from.release(&twice.hash).await.unwrap(), 1);
+    let gone = from
+        .put(Bytes::from_static(b"gone"), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(from.release(&gone.hash).await.unwrap(), 0);
+    copy_and_compare(from_portable.as_ref(), to_portable.as_ref()).await;
+
+    let listed = all_artifacts(&from).await;
+    assert_eq!(listed.len(), 4);
+    assert_eq!(all_artifacts(&to).await, listed);
+    for info in &listed {
+        assert_eq!(to.stat(&info.hash).await.unwrap().as_ref(), Some(info));
+        let expected = from.get(&info.hash).await.unwrap().unwrap();
+        let copied = to.get(&info.hash).await.unwrap().unwrap();
+        assert_eq!(copied, expected);
+        let reader = to.open(&info.hash).await.unwrap().unwrap();
+        assert_eq!(&reader.info, info);
+        let streamed: Vec<Bytes> = reader.chunks.try_collect().await.unwrap();
+        assert_eq!(streamed.concat(), expected.content.to_vec());
+    }
+    assert_eq!(to.get(&large.hash).await.unwrap().unwrap().content, big);
+    assert_eq!(to.stat(&empty.hash).await.unwrap().unwrap().size, 0);
+    assert!(!to.exists(&gone.hash).await.unwrap());
+    assert_eq!(to.release(&hashes[0]).await.unwrap(), 2);
+    assert_eq!(to.release(&twice.hash).await.unwrap(), 0);
+
+    let hello = from.stat(&hashes[0]).await.unwrap().unwrap();
+    let fresh = ArtifactInfo {
+        hash: blake3::hash(b"fresh").to_hex().to_string(),
+        ..hello.clone()
+    };
+    let valid = encode_portable(&fresh, b"fresh").unwrap();
+    for (bad, content, kind) in [
+        (hello.clone(), &b"hellp"[..], ErrorKind::Corruption),
+        (hello.clone(), &b"hello!"[..], ErrorKind::Corruption),
+        (
+            ArtifactInfo {
+                refcount: 0,
+                ..hello.clone()
+            },
+            &b"hello"[..],
+            ErrorKind::InvalidInput,
+        ),
+        (
+            ArtifactInfo {
+                content_type: String::new(),
+                ..hello.clone()
+            },
+            &b"hello"[..],
+            ErrorKind::InvalidInput,
+        ),
+    ] {
+        let bad = encode_portable(&bad, content).unwrap();
+        refused(to_portable.as_ref(), valid.clone(), bad, kind).await;
+    }
+    assert!(!to.exists(&fresh.hash).await.unwrap());
 }
