@@ -227,3 +227,30 @@ async fn nanosecond_snapshot_times_fit_generic_stores_only() {
     assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err:?}");
     assert!(native.load_latest("a").await.unwrap().is_none());
 }
+
+/// An artifact larger than one chunk statement (about 8 MiB) imports into the native store
+/// in several statements of one transaction and reads back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_artifacts_import_in_several_statements() {
+    use cairn_stores::artifacts::PutOptions;
+    let (source, source_portable) = generic::<GenericArtifactStore>().await;
+    let (target, target_portable) = native::<PostgresArtifactStore>().await;
+    let content: Vec<u8> = (0..(9u32 << 20) + 5).map(|i| (i % 251) as u8).collect();
+    let stored = source
+        .put(content.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    let copied = copy(
+        source_portable.as_ref(),
+        target_portable.as_ref(),
+        None,
+        1,
+        |_, _| Ok(()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(copied, 1);
+    let read = target.get(&stored.hash).await.unwrap().unwrap();
+    assert_eq!(read.info, source.stat(&stored.hash).await.unwrap().unwrap());
+    assert!(read.content == content, "content differs");
+}

@@ -260,3 +260,99 @@ pub fn check_import_into(existing: &CollectionInfo, imported: &CollectionInfo) -
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cairn_core::ErrorKind;
+    use cairn_memory::MemoryBackend;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::portable::PortableStore;
+    use crate::vectors::{GenericVectorStore, Metric, VectorStore};
+
+    fn info(name: &str, dimension: usize) -> CollectionInfo {
+        CollectionInfo {
+            name: name.into(),
+            dimension,
+            metric: Metric::L2,
+            created_at: datetime!(2026-01-02 3:04:05.123456 UTC),
+        }
+    }
+
+    fn vector(id: &str, components: Vec<f32>) -> VectorRecord {
+        VectorRecord {
+            id: id.into(),
+            vector: components,
+            metadata: Metadata::new(),
+        }
+    }
+
+    #[test]
+    fn imports_group_by_collection_and_keep_the_last_record_of_an_id() {
+        let a = info("a", 2);
+        let records = [
+            encode_vector_record(&a, Some(&vector("x", vec![1.0, 2.0]))).unwrap(),
+            encode_vector_record(&info("b", 1), None).unwrap(),
+            encode_vector_record(&a, Some(&vector("x", vec![3.0, 4.0]))).unwrap(),
+        ];
+        let plan = decode_vector_import(&records).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[0].vectors, [vector("x", vec![3.0, 4.0])]);
+        assert!(plan[1].vectors.is_empty());
+
+        let other = CollectionInfo {
+            metric: Metric::Dot,
+            ..a.clone()
+        };
+        let disagree = [
+            records[0].clone(),
+            encode_vector_record(&other, None).unwrap(),
+        ];
+        let err = decode_vector_import(&disagree).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let with_blob = encode_portable(
+            &PortableVector {
+                collection: a,
+                vector: None,
+            },
+            &[0; 4],
+        )
+        .unwrap();
+        let err = decode_vector_import(&[with_blob]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corruption);
+    }
+
+    #[tokio::test]
+    async fn an_export_skips_a_collection_deleted_between_pages() {
+        let store = GenericVectorStore::new(Arc::new(MemoryBackend::new()));
+        for name in ["a", "b"] {
+            store.create_collection(name, 1, Metric::L2).await.unwrap();
+            store
+                .upsert_batch(name, vec![vector("1", vec![1.0]), vector("2", vec![2.0])])
+                .await
+                .unwrap();
+        }
+        let first = store.export_page(None, 2).await.unwrap();
+        assert_eq!(first.records.len(), 2);
+        store.delete_collection("a").await.unwrap();
+        let rest = store.export_page(first.next.as_deref(), 10).await.unwrap();
+        assert_eq!(rest.next, None);
+        let names: Vec<String> = rest
+            .records
+            .iter()
+            .map(|record| {
+                let (meta, _): (PortableVector, &[u8]) = decode_portable(record).unwrap();
+                meta.collection.name
+            })
+            .collect();
+        assert_eq!(names, ["b", "b", "b"]);
+        let err = store
+            .export_page(Some(b"not a cursor"), 2)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+}
