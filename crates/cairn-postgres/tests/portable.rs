@@ -8,17 +8,18 @@ use std::sync::Arc;
 
 use cairn_core::StorageBackend;
 use cairn_postgres::{
-    PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresGraphStore, PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore,
-    PostgresWorkflowStore,
+    PostgresAgentStateStore, PostgresArtifactStore, PostgresBackend, PostgresEpisodicStore,
+    PostgresEventLogStore, PostgresGraphStore, PostgresHookHistoryStore, PostgresProceduralStore,
+    PostgresSessionStore, PostgresVectorStore, PostgresWorkflowStore,
 };
 use cairn_stores::event_log::Event;
 use cairn_stores::portable::copy;
 use cairn_stores::{
-    AgentStateStore, EpisodicStore, EventLogStore, GenericAgentStateStore, GenericEpisodicStore,
-    GenericEventLogStore, GenericGraphStore, GenericHookHistoryStore, GenericProceduralStore,
-    GenericSessionStore, GenericWorkflowStore, GraphStore, HookHistoryStore, ProceduralStore,
-    SessionStore, WorkflowStore,
+    AgentStateStore, ArtifactStore, EpisodicStore, EventLogStore, GenericAgentStateStore,
+    GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore, GenericGraphStore,
+    GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore, GenericVectorStore,
+    GenericWorkflowStore, GraphStore, HookHistoryStore, ProceduralStore, SessionStore, VectorStore,
+    WorkflowStore,
 };
 use cairn_testkit::portable::{self, Portable};
 use serde_json::json;
@@ -145,6 +146,22 @@ both_ways!(
     graph_native_to_generic,
     graph_generic_to_native
 );
+both_ways!(
+    VectorStore,
+    PostgresVectorStore,
+    GenericVectorStore,
+    vectors_copy_faithfully,
+    vectors_native_to_generic,
+    vectors_generic_to_native
+);
+both_ways!(
+    ArtifactStore,
+    PostgresArtifactStore,
+    GenericArtifactStore,
+    artifacts_copy_faithfully,
+    artifacts_native_to_generic,
+    artifacts_generic_to_native
+);
 
 /// Which partition of `events` holds the event `id` (read as the superuser, from outside the
 /// store).
@@ -214,4 +231,31 @@ async fn nanosecond_snapshot_times_fit_generic_stores_only() {
     let err = native.import(&[record]).await.unwrap_err();
     assert_eq!(err.kind(), cairn_core::ErrorKind::InvalidInput, "{err:?}");
     assert!(native.load_latest("a").await.unwrap().is_none());
+}
+
+/// An artifact larger than one chunk statement (about 8 MiB) imports into the native store
+/// in several statements of one transaction and reads back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_artifacts_import_in_several_statements() {
+    use cairn_stores::artifacts::PutOptions;
+    let (source, source_portable) = generic::<GenericArtifactStore>().await;
+    let (target, target_portable) = native::<PostgresArtifactStore>().await;
+    let content: Vec<u8> = (0..(9u32 << 20) + 5).map(|i| (i % 251) as u8).collect();
+    let stored = source
+        .put(content.clone().into(), PutOptions::default())
+        .await
+        .unwrap();
+    let copied = copy(
+        source_portable.as_ref(),
+        target_portable.as_ref(),
+        None,
+        1,
+        |_| Ok(()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(copied, 1);
+    let read = target.get(&stored.hash).await.unwrap().unwrap();
+    assert_eq!(read.info, source.stat(&stored.hash).await.unwrap().unwrap());
+    assert!(read.content == content, "content differs");
 }

@@ -175,9 +175,8 @@ impl TenantStorage {
             Component::EventLog => self.events(),
             Component::HookHistory => self.hooks(),
             Component::SemanticGraph => self.graph(),
-            Component::VectorEmbeddings | Component::Artifacts => {
-                todo!("TEMP until merge")
-            }
+            Component::VectorEmbeddings => self.vectors(),
+            Component::Artifacts => self.artifacts(),
         }
     }
 

@@ -10,13 +10,19 @@ use std::sync::Arc;
 use cairn_core::{Bytes, ErrorKind};
 use cairn_stores::SessionStore;
 use cairn_stores::agent_state::{AgentStateStore, SnapshotInfo};
+use cairn_stores::artifacts::{ArtifactInfo, ArtifactStore, PutOptions};
 use cairn_stores::episodic::{EpisodicStore, Role, Turn, TurnPage, TurnRecord};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, EventRecord, TypePattern};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord};
 use cairn_stores::paging::PageRequest;
 use cairn_stores::portable::{PortableStore, copy, encode_portable, fingerprint};
 use cairn_stores::procedural::{ProceduralStore, Procedure, StoredProcedure};
+use cairn_stores::vectors::{
+    CollectionInfo, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
+    encode_vector_record,
+};
 use cairn_stores::workflow::{Transition, Workflow, WorkflowStatus, WorkflowStore};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -1234,4 +1240,309 @@ pub async fn graph_copy_faithfully(
         )
         .await;
     }
+}
+
+/// A deterministic vector of `dimension` components in (-1, 1) for `seed`, never zero.
+fn sample_vector(seed: u64, dimension: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..dimension)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0 + 1e-3
+        })
+        .collect()
+}
+
+/// Every component's bits, for bit-exact comparisons (`-0.0 == 0.0` as floats).
+fn bits(vector: &[f32]) -> Vec<u32> {
+    vector.iter().map(|x| x.to_bits()).collect()
+}
+
+/// The exact and filtered searches compared after a vector copy: ids exactly, scores up to
+/// the rounding of each implementation's arithmetic.
+async fn same_searches(
+    from: &Arc<dyn VectorStore>,
+    to: &Arc<dyn VectorStore>,
+    collection: &str,
+    dimension: usize,
+) {
+    for seed in [1_000u64, 2_000] {
+        let mut request = SearchRequest::new(sample_vector(seed, dimension), 5);
+        request.exact = true;
+        let mut filtered = request.clone();
+        filtered.filter.insert("even".into(), json!(true));
+        for request in [request, filtered] {
+            let expected = from.search(collection, request.clone()).await.unwrap();
+            let copied = to.search(collection, request).await.unwrap();
+            assert!(!expected.is_empty(), "{collection}");
+            let ids = |hits: &[SearchHit]| {
+                hits.iter()
+                    .map(|hit| (hit.id.clone(), hit.metadata.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&copied), ids(&expected), "{collection}");
+            for (a, b) in copied.iter().zip(&expected) {
+                let tolerance = 1e-4 * b.score.abs().max(1.0);
+                assert!((a.score - b.score).abs() <= tolerance, "{a:?} vs {b:?}");
+            }
+        }
+    }
+}
+
+/// Vectors: collections of 3, 384 and 2500 dimensions (cosine, L2, dot) and an empty one,
+/// vectors with metadata (ids with `/`, `%` and non-ASCII; components with `-0.0`, a
+/// subnormal and a large value) some of them deleted, survive a copy bit-exactly; the copy
+/// reads, counts and searches (exactly, and filtered) as the source does. An import refuses a
+/// vector of the wrong length, a NaN, a blob of partial `f32`s and records for an existing
+/// collection of another dimension or metric, writing nothing.
+pub async fn vectors_copy_faithfully(
+    source: Portable<dyn VectorStore>,
+    target: Portable<dyn VectorStore>,
+) {
+    let (from, from_portable) = source;
+    let (to, to_portable) = target;
+    let collections = [
+        ("small", 3, Metric::Cosine, 9u64),
+        ("mid/384", 384, Metric::L2, 12),
+        ("wide ü%", 2500, Metric::Dot, 5),
+    ];
+    for (name, dimension, metric, n) in collections {
+        from.create_collection(name, dimension, metric)
+            .await
+            .unwrap();
+        let records = (0..n)
+            .map(|i| {
+                let mut vector = sample_vector(i + 1, dimension);
+                if i == 0 {
+                    vector[0] = -0.0;
+                    vector[1] = 1e-40;
+                }
+                if i == 2 && metric != Metric::Dot {
+                    vector[0] = 3.0e4;
+                }
+                VectorRecord {
+                    id: match i % 3 {
+                        0 => format!("v{i}"),
+                        1 => format!("a/{i}"),
+                        _ => format!("ü%{i}"),
+                    },
+                    vector,
+                    metadata: json!({"n": i, "even": i % 2 == 0, "tags": ["x", i]})
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                }
+            })
+            .collect();
+        from.upsert_batch(name, records).await.unwrap();
+        assert!(from.delete(name, "a/1").await.unwrap());
+        assert!(from.delete(name, "v3").await.unwrap());
+    }
+    from.create_collection("empty", 5, Metric::Cosine)
+        .await
+        .unwrap();
+    copy_and_compare(from_portable.as_ref(), to_portable.as_ref()).await;
+
+    for (name, dimension, _, n) in collections
+        .into_iter()
+        .chain([("empty", 5, Metric::Cosine, 0)])
+    {
+        assert_eq!(
+            to.collection(name).await.unwrap(),
+            from.collection(name).await.unwrap()
+        );
+        assert_eq!(
+            to.count(name).await.unwrap(),
+            from.count(name).await.unwrap()
+        );
+        for i in 0..n {
+            for id in [format!("v{i}"), format!("a/{i}"), format!("ü%{i}")] {
+                let expected = from.get(name, &id).await.unwrap();
+                let copied = to.get(name, &id).await.unwrap();
+                assert_eq!(copied, expected, "{name} {id}");
+                if let (Some(a), Some(b)) = (copied, expected) {
+                    assert_eq!(bits(&a.vector), bits(&b.vector), "{name} {id}");
+                }
+            }
+        }
+        if n > 0 {
+            same_searches(&from, &to, name, dimension).await;
+        }
+    }
+    assert_eq!(to.count("small").await.unwrap(), 7);
+    assert_eq!(to.get("small", "a/1").await.unwrap(), None);
+
+    let info = to.collection("small").await.unwrap().unwrap();
+    let record = |info: &CollectionInfo, vector: Vec<f32>| {
+        let record = VectorRecord {
+            id: "new".into(),
+            vector,
+            metadata: Default::default(),
+        };
+        encode_vector_record(info, Some(&record)).unwrap()
+    };
+    let fresh = CollectionInfo {
+        name: "fresh".into(),
+        ..info.clone()
+    };
+    let valid = record(&fresh, vec![1.0, 2.0, 3.0]);
+    let other_dimension = CollectionInfo {
+        dimension: 2,
+        ..info.clone()
+    };
+    let other_metric = CollectionInfo {
+        metric: Metric::L2,
+        ..info.clone()
+    };
+    for bad in [
+        record(&info, vec![1.0, 2.0]),
+        record(&info, vec![1.0, f32::NAN, 3.0]),
+        record(&other_dimension, vec![1.0, 2.0]),
+        record(&other_metric, vec![1.0, 2.0, 3.0]),
+    ] {
+        refused(
+            to_portable.as_ref(),
+            valid.clone(),
+            bad,
+            ErrorKind::InvalidInput,
+        )
+        .await;
+    }
+    let partial = encode_portable(
+        &cairn_stores::vectors::PortableVector {
+            collection: info.clone(),
+            vector: Some(cairn_stores::vectors::PortableVectorMeta {
+                id: "new".into(),
+                metadata: Default::default(),
+            }),
+        },
+        &[0; 13],
+    )
+    .unwrap();
+    refused(to_portable.as_ref(), valid, partial, ErrorKind::Corruption).await;
+    assert_eq!(to.collection("fresh").await.unwrap(), None);
+}
+
+/// Every artifact `store` lists, paged two at a time.
+async fn all_artifacts(store: &Arc<dyn ArtifactStore>) -> Vec<ArtifactInfo> {
+    let mut out: Vec<ArtifactInfo> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list(after.as_deref(), 2).await.unwrap();
+        out.extend(page.items);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// Artifacts: small, empty and multi-chunk (over 1 MiB, stored from a stream) content, one
+/// with three references and one with one left after a release, survive a copy with their
+/// descriptions (content type, metadata, reference count, creation time); the copy lists,
+/// stats and reads them (whole and streamed) as the source does, and releases count down from
+/// the copied reference counts. An import refuses content that does not match its hash or
+/// size (`Corruption`) and a reference count of 0 or an empty content type (`InvalidInput`),
+/// writing nothing.
+pub async fn artifacts_copy_faithfully(
+    source: Portable<dyn ArtifactStore>,
+    target: Portable<dyn ArtifactStore>,
+) {
+    let (from, from_portable) = source;
+    let (to, to_portable) = target;
+    let mut options = PutOptions::with_content_type("text/plain; charset=utf-8");
+    options.metadata.insert("lang".into(), json!("en"));
+    options
+        .metadata
+        .insert("nested".into(), json!({"a": [1, null]}));
+    let mut hashes = Vec::new();
+    for _ in 0..3 {
+        let hello = from
+            .put(Bytes::from_static(b"hello"), options.clone())
+            .await
+            .unwrap();
+        hashes.push(hello.hash);
+    }
+    let empty = from.put(Bytes::new(), PutOptions::default()).await.unwrap();
+    let big: Vec<u8> = (0..(3 << 19) + 17u32)
+        .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+        .collect();
+    let pieces: Vec<cairn_core::Result<Bytes>> = big
+        .chunks(100_000)
+        .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+        .collect();
+    let large = from
+        .put_stream(
+            futures::stream::iter(pieces).boxed(),
+            PutOptions::with_content_type("application/x-big"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(large.size, big.len() as u64);
+    let twice = from
+        .put(Bytes::from_static(b"twice"), PutOptions::default())
+        .await
+        .unwrap();
+    from.put(Bytes::from_static(b"twice"), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(from.release(&twice.hash).await.unwrap(), 1);
+    let gone = from
+        .put(Bytes::from_static(b"gone"), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(from.release(&gone.hash).await.unwrap(), 0);
+    copy_and_compare(from_portable.as_ref(), to_portable.as_ref()).await;
+
+    let listed = all_artifacts(&from).await;
+    assert_eq!(listed.len(), 4);
+    assert_eq!(all_artifacts(&to).await, listed);
+    for info in &listed {
+        assert_eq!(to.stat(&info.hash).await.unwrap().as_ref(), Some(info));
+        let expected = from.get(&info.hash).await.unwrap().unwrap();
+        let copied = to.get(&info.hash).await.unwrap().unwrap();
+        assert_eq!(copied, expected);
+        let reader = to.open(&info.hash).await.unwrap().unwrap();
+        assert_eq!(&reader.info, info);
+        let streamed: Vec<Bytes> = reader.chunks.try_collect().await.unwrap();
+        assert_eq!(streamed.concat(), expected.content.to_vec());
+    }
+    assert_eq!(to.get(&large.hash).await.unwrap().unwrap().content, big);
+    assert_eq!(to.stat(&empty.hash).await.unwrap().unwrap().size, 0);
+    assert!(!to.exists(&gone.hash).await.unwrap());
+    assert_eq!(to.release(&hashes[0]).await.unwrap(), 2);
+    assert_eq!(to.release(&twice.hash).await.unwrap(), 0);
+
+    let hello = from.stat(&hashes[0]).await.unwrap().unwrap();
+    let fresh = ArtifactInfo {
+        hash: blake3::hash(b"fresh").to_hex().to_string(),
+        ..hello.clone()
+    };
+    let valid = encode_portable(&fresh, b"fresh").unwrap();
+    for (bad, content, kind) in [
+        (hello.clone(), &b"hellp"[..], ErrorKind::Corruption),
+        (hello.clone(), &b"hello!"[..], ErrorKind::Corruption),
+        (
+            ArtifactInfo {
+                refcount: 0,
+                ..hello.clone()
+            },
+            &b"hello"[..],
+            ErrorKind::InvalidInput,
+        ),
+        (
+            ArtifactInfo {
+                content_type: String::new(),
+                ..hello.clone()
+            },
+            &b"hello"[..],
+            ErrorKind::InvalidInput,
+        ),
+    ] {
+        let bad = encode_portable(&bad, content).unwrap();
+        refused(to_portable.as_ref(), valid.clone(), bad, kind).await;
+    }
+    assert!(!to.exists(&fresh.hash).await.unwrap());
 }

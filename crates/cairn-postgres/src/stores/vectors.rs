@@ -9,11 +9,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use cairn_core::{Error, ErrorKind, Result, StorageBackend, check_batch_len};
+use cairn_core::{Bytes, Error, ErrorKind, Result, StorageBackend, check_batch_len};
 use cairn_stores::codec::check_id;
+use cairn_stores::portable::{ExportPage, PortableStore};
 use cairn_stores::vectors::{
-    CollectionInfo, Metadata, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
-    check_dimension, check_vector,
+    CollectionInfo, Metadata, Metric, SearchHit, SearchRequest, VectorExportSource, VectorRecord,
+    VectorStore, check_dimension, check_import_into, check_vector, decode_vector_import,
+    export_vectors,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -23,6 +25,7 @@ use uuid::Uuid;
 
 use crate::backend::{MAX_STATEMENT_PAYLOAD_BYTES, PostgresBackend};
 use crate::error;
+use crate::stores::{bigint, query};
 
 /// `hnsw.ef_search` of a search that does not set [`SearchRequest::ef_search`]: recall 0.965
 /// in the measurements of DESIGN.md §3 (pgvector's own default, 40, gave 0.896).
@@ -193,6 +196,23 @@ ON CONFLICT (tenant_id, name) DO NOTHING";
 SELECT id, name, dimension, metric, created_at FROM vector_collections
 WHERE tenant_id = $1 AND name = $2";
 
+    /// `$2` the name after which to start (`''`: from the first): the next collection in name
+    /// order.
+    pub(super) const COLLECTION_AFTER: &str = "\
+SELECT id, name, dimension, metric, created_at FROM vector_collections
+WHERE tenant_id = $1 AND name > $2 ORDER BY name LIMIT 1";
+
+    /// `$2` names (`text[]`).
+    pub(super) const COLLECTIONS_NAMED: &str = "\
+SELECT id, name, dimension, metric, created_at FROM vector_collections
+WHERE tenant_id = $1 AND name = ANY($2)";
+
+    /// `$2` id, `$3` name, `$4` dimension, `$5` metric, `$6` creation time: an imported
+    /// collection, as its records carry it.
+    pub(super) const IMPORT_COLLECTION: &str = "\
+INSERT INTO vector_collections (tenant_id, id, name, dimension, metric, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)";
+
     /// `$2` name. The foreign keys of the embedding tables delete the vectors in the same
     /// statement (`ON DELETE CASCADE`).
     pub(super) const DELETE_COLLECTION: &str =
@@ -230,6 +250,16 @@ WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
     pub(super) fn delete(table: Table) -> String {
         format!(
             "DELETE FROM {t} WHERE tenant_id = $1 AND collection_id = $2 AND id = $3",
+            t = table.name()
+        )
+    }
+
+    /// `$2` collection id, `$3` the id after which to start (`''`: from the first), `$4` the
+    /// limit: vectors in id order.
+    pub(super) fn export(table: Table) -> String {
+        format!(
+            "SELECT id, embedding::real[], metadata FROM {t}
+WHERE tenant_id = $1 AND collection_id = $2 AND id > $3 ORDER BY id LIMIT $4",
             t = table.name()
         )
     }
@@ -350,6 +380,43 @@ fn collection_from(row: &Row, op: &'static str) -> Result<Collection> {
     })
 }
 
+/// The columns of an upsert (see [`sql::upsert`]): distinct ids in a fixed order.
+struct Rows {
+    components: Vec<f32>,
+    dimension: i64,
+    ids: Vec<String>,
+    metadata: Vec<Value>,
+}
+
+impl Rows {
+    /// The columns of `records` (distinct ids, in lock order) of dimension `dimension`.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the components exceed what one statement carries.
+    fn new(records: impl ExactSizeIterator<Item = VectorRecord>, dimension: usize) -> Result<Rows> {
+        let n = records.len();
+        if n.saturating_mul(dimension).saturating_mul(4) > MAX_STATEMENT_PAYLOAD_BYTES {
+            return Err(Error::invalid_input(format!(
+                "batch of {n} vectors of dimension {dimension} exceeds the {} bytes one \
+                 statement carries; split it",
+                MAX_STATEMENT_PAYLOAD_BYTES
+            )));
+        }
+        let mut rows = Rows {
+            components: Vec::with_capacity(n * dimension),
+            dimension: i64::try_from(dimension).unwrap_or(i64::MAX),
+            ids: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+        };
+        for record in records {
+            rows.components.extend_from_slice(&record.vector);
+            rows.ids.push(record.id);
+            rows.metadata.push(Value::Object(record.metadata));
+        }
+        Ok(rows)
+    }
+}
+
 fn metadata_from(value: Value) -> Result<Metadata> {
     match value {
         Value::Object(map) => Ok(map),
@@ -404,24 +471,12 @@ impl PostgresVectorStore {
             .into_iter()
             .map(|record| (record.id.clone(), record))
             .collect();
-        let dimension = collection.info.dimension;
-        if last.len().saturating_mul(dimension).saturating_mul(4) > MAX_STATEMENT_PAYLOAD_BYTES {
-            return Err(Error::invalid_input(format!(
-                "batch of {} vectors of dimension {dimension} exceeds the {} bytes one statement \
-                 carries; split it",
-                last.len(),
-                MAX_STATEMENT_PAYLOAD_BYTES
-            )));
-        }
-        let mut components = Vec::with_capacity(last.len() * dimension);
-        let mut ids = Vec::with_capacity(last.len());
-        let mut metadata = Vec::with_capacity(last.len());
-        for (id, record) in last {
-            components.extend_from_slice(&record.vector);
-            ids.push(id);
-            metadata.push(Value::Object(record.metadata));
-        }
-        let dimension = i64::try_from(dimension).unwrap_or(i64::MAX);
+        let Rows {
+            components,
+            dimension,
+            ids,
+            metadata,
+        } = Rows::new(last.into_values(), collection.info.dimension)?;
         let table = collection.table();
         let conn = self.backend.conn(OP).await?;
         let stmt = conn.statement(&sql::upsert(table), OP).await?;
@@ -714,6 +769,225 @@ impl VectorStore for PostgresVectorStore {
             });
         }
         Ok(hits)
+    }
+}
+
+/// The native store as an export reads it.
+struct Export<'a>(&'a PostgresVectorStore);
+
+#[async_trait]
+impl VectorExportSource for Export<'_> {
+    type Collection = Collection;
+
+    fn info(collection: &Collection) -> &CollectionInfo {
+        &collection.info
+    }
+
+    async fn collection_named(&self, name: &str) -> Result<Option<Collection>> {
+        self.0.load(name, "vector_export").await
+    }
+
+    async fn collection_after(&self, after: Option<&str>) -> Result<Option<Collection>> {
+        const OP: &str = "vector_export";
+        let tenant = self.0.tenant();
+        let after = after.unwrap_or_default();
+        let rows = query(
+            &self.0.backend,
+            sql::COLLECTION_AFTER,
+            &[&tenant, &after],
+            OP,
+        )
+        .await?;
+        rows.first().map(|row| collection_from(row, OP)).transpose()
+    }
+
+    async fn vectors_after(
+        &self,
+        collection: &Collection,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<VectorRecord>> {
+        const OP: &str = "vector_export";
+        let tenant = self.0.tenant();
+        let after = after.unwrap_or_default();
+        let limit = bigint(limit as u64);
+        let rows = query(
+            &self.0.backend,
+            &sql::export(collection.table()),
+            &[&tenant, &collection.id, &after, &limit],
+            OP,
+        )
+        .await?;
+        let map = |err| error::from_pg(OP, err);
+        rows.iter()
+            .map(|row| {
+                Ok(VectorRecord {
+                    id: row.try_get(0).map_err(map)?,
+                    vector: row.try_get(1).map_err(map)?,
+                    metadata: metadata_from(row.try_get(2).map_err(map)?)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One collection an import writes to.
+struct ImportTarget {
+    collection: Collection,
+    /// Whether the import creates it.
+    create: bool,
+    rows: Rows,
+}
+
+/// The records of [`cairn_stores::vectors::PortableVector`], byte-identical to the generic
+/// store's. An import is one transaction: the tables of new dimensions, the missing
+/// collections (with the creation time the records carry), then one upsert per collection.
+#[async_trait]
+impl PortableStore for PostgresVectorStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        export_vectors(&Export(self), after, limit).await
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        const OP: &str = "vector_import";
+        let plan = decode_vector_import(records)?;
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let tenant = self.tenant();
+        let names: Vec<&str> = plan
+            .iter()
+            .map(|import| import.info.name.as_str())
+            .collect();
+        let mut existing = BTreeMap::new();
+        for row in query(
+            &self.backend,
+            sql::COLLECTIONS_NAMED,
+            &[&tenant, &names],
+            OP,
+        )
+        .await?
+        {
+            let collection = collection_from(&row, OP)?;
+            existing.insert(collection.info.name.clone(), collection);
+        }
+        let mut targets = Vec::with_capacity(plan.len());
+        for import in plan {
+            let (collection, create) = match existing.remove(&import.info.name) {
+                Some(collection) => {
+                    check_import_into(&collection.info, &import.info)?;
+                    (collection, false)
+                }
+                None if import.info.created_at.nanosecond() % 1_000 != 0 => {
+                    // The table keeps microseconds; rounding would make the copy differ.
+                    return Err(Error::invalid_input(
+                        "this collection's creation time has nanoseconds, which the PostgreSQL \
+                         store cannot hold (it keeps microseconds; collections created by this \
+                         version of Cairn always fit)",
+                    )
+                    .with_context("collection", &import.info.name));
+                }
+                None => (
+                    Collection {
+                        id: Uuid::now_v7(),
+                        info: import.info,
+                    },
+                    true,
+                ),
+            };
+            for record in &import.vectors {
+                collection
+                    .check(&record.vector)
+                    .map_err(|e| e.with_context("id", &record.id))?;
+            }
+            let rows = Rows::new(import.vectors.into_iter(), collection.info.dimension)?;
+            targets.push(ImportTarget {
+                collection,
+                create,
+                rows,
+            });
+        }
+        let created: Vec<&ImportTarget> = targets.iter().filter(|t| t.create).collect();
+        let mut dimensions = Vec::new();
+        for target in &created {
+            dimensions.push(
+                i32::try_from(target.collection.info.dimension)
+                    .map_err(|_| Error::invalid_input("dimension too large"))?,
+            );
+        }
+        dimensions.sort_unstable();
+        dimensions.dedup();
+        let created_columns: Vec<(&Uuid, &str, i32, &str, &time::OffsetDateTime)> = created
+            .iter()
+            .map(|target| {
+                let info = &target.collection.info;
+                (
+                    &target.collection.id,
+                    info.name.as_str(),
+                    // Checked above for every created collection.
+                    i32::try_from(info.dimension).unwrap_or(i32::MAX),
+                    metric_name(info.metric),
+                    &info.created_at,
+                )
+            })
+            .collect();
+        let written: Vec<&ImportTarget> =
+            targets.iter().filter(|t| !t.rows.ids.is_empty()).collect();
+        let metrics: Vec<&str> = written
+            .iter()
+            .map(|t| metric_name(t.collection.metric()))
+            .collect();
+
+        let conn = self.backend.conn(OP).await?;
+        let ensure = conn.statement(sql::ENSURE_TABLE, OP).await?;
+        let insert = conn.statement(sql::IMPORT_COLLECTION, OP).await?;
+        let mut upserts = Vec::with_capacity(written.len());
+        for target in &written {
+            upserts.push(
+                conn.statement(&sql::upsert(target.collection.table()), OP)
+                    .await?,
+            );
+        }
+        // In order: the tables first (as in `create_collection`), then the collections, then
+        // their vectors; all sent at once, one round trip.
+        let mut statements: Vec<(&tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>)> =
+            Vec::new();
+        for dimension in &dimensions {
+            statements.push((&ensure, vec![dimension]));
+        }
+        for (id, name, dimension, metric, created_at) in &created_columns {
+            statements.push((
+                &insert,
+                vec![&tenant, *id, name, dimension, metric, *created_at],
+            ));
+        }
+        for ((target, stmt), metric) in written.iter().zip(&upserts).zip(&metrics) {
+            let rows = &target.rows;
+            statements.push((
+                stmt,
+                vec![
+                    &tenant,
+                    &target.collection.id,
+                    metric,
+                    &rows.components,
+                    &rows.dimension,
+                    &rows.ids,
+                    &rows.metadata,
+                ],
+            ));
+        }
+        let client = conn.client();
+        conn.run(
+            self.backend.tenant_id(),
+            OP,
+            futures::future::try_join_all(
+                statements
+                    .iter()
+                    .map(|(stmt, params)| client.execute(*stmt, params)),
+            ),
+        )
+        .await?;
+        Ok(())
     }
 }
 

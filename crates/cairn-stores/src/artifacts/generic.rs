@@ -1,5 +1,6 @@
 //! [`ArtifactStore`] over any [`StorageBackend`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,9 +18,10 @@ use super::record::ArtifactRecord;
 use super::upload::{DELETE_BATCH, Upload, Uploaded, chunk_keys, delete_chunks};
 use super::{
     Artifact, ArtifactInfo, ArtifactReader, ArtifactRef, ArtifactStore, ChunkStream,
-    DEFAULT_CHUNK_SIZE, PutOptions, check_hash,
+    DEFAULT_CHUNK_SIZE, PutOptions, check_hash, check_portable_artifact,
 };
 use crate::paging::Page;
+use crate::portable::{ExportPage, PortableStore, decode_portable, encode_portable, scan_export};
 use crate::retry::{retry, settled};
 
 /// The generic artifact store: one record per content hash, content in chunk values.
@@ -200,6 +202,49 @@ impl GenericArtifactStore {
     }
 }
 
+impl GenericArtifactStore {
+    /// Writes the checked `artifacts` of an import: content missing here is uploaded to new
+    /// blobs (noted in `uploaded`, for cleanup), then every record is written in one batch
+    /// conditional on the records read.
+    async fn try_import(
+        &self,
+        artifacts: &BTreeMap<String, (ArtifactInfo, Bytes)>,
+        uploaded: &mut Vec<Uploaded>,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        for (hash, (info, content)) in artifacts {
+            let record = match self.load(hash).await? {
+                Some(loaded) => {
+                    batch = batch.check(loaded.key.clone(), Some(loaded.bytes.clone()));
+                    ArtifactRecord {
+                        info: info.clone(),
+                        ..loaded.record
+                    }
+                }
+                None => {
+                    let mut upload = Upload::new(self.backend.as_ref(), self.chunk_size);
+                    if let Err(err) = upload.push(content.clone()).await {
+                        return Err(with_cleanup(err, upload.abandon().await));
+                    }
+                    let done = upload.finish().await?;
+                    let record = ArtifactRecord {
+                        info: info.clone(),
+                        blob: done.blob.clone(),
+                        chunk_size: self.chunk_size as u64,
+                        chunks: done.chunks,
+                    };
+                    uploaded.push(done);
+                    batch = batch.check(ArtifactKey::Record { hash }.key()?, None);
+                    record
+                }
+            };
+            batch = batch.put(ArtifactKey::Record { hash }.key()?, record.encode()?);
+        }
+        batch.validate()?;
+        self.backend.write_batch(batch).await
+    }
+}
+
 /// Notes a failed cleanup on the error that caused it.
 fn with_cleanup(err: Error, cleanup: Result<()>) -> Error {
     match cleanup {
@@ -313,5 +358,55 @@ impl ArtifactStore for GenericArtifactStore {
             .next_after
             .and(items.last().map(|info| info.hash.clone()));
         Ok(Page { items, next_after })
+    }
+}
+
+/// One record per artifact: its [`ArtifactInfo`] and its whole content, read through the
+/// verifying reader (see [`check_portable_artifact`] for the memory a page needs). An import
+/// replaces the description (reference count included) of content stored here and uploads
+/// content missing here in this store's chunk size; every record is written in one batch,
+/// and the blobs uploaded by a failed import are removed.
+#[async_trait]
+impl PortableStore for GenericArtifactStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        let (entries, next) = scan_export(
+            self.backend.as_ref(),
+            &ArtifactKey::records_prefix(),
+            after,
+            limit,
+        )
+        .await?;
+        let mut records = Vec::with_capacity(entries.len());
+        for (key, bytes) in entries {
+            let record = ArtifactRecord::decode(&bytes).map_err(|e| e.with_context("key", &key))?;
+            let reader = ArtifactReader {
+                info: record.info.clone(),
+                chunks: kv_chunk_stream(self.backend.clone(), key, record),
+            };
+            let artifact = reader.read_all().await?;
+            records.push(encode_portable(&artifact.info, &artifact.content)?);
+        }
+        Ok(ExportPage { records, next })
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let mut artifacts = BTreeMap::new();
+        for record in records {
+            let (info, content): (ArtifactInfo, &[u8]) = decode_portable(record)?;
+            check_portable_artifact(&info, content)?;
+            let content = record.slice_ref(content);
+            artifacts.insert(info.hash.clone(), (info, content));
+        }
+        let mut uploaded = Vec::new();
+        let imported = self.try_import(&artifacts, &mut uploaded).await;
+        if let Err(err) = imported {
+            let mut cleanup = Ok(());
+            for blob in &uploaded {
+                cleanup = cleanup
+                    .and(delete_chunks(self.backend.as_ref(), &blob.blob, 0, blob.chunks).await);
+            }
+            return Err(with_cleanup(err, cleanup));
+        }
+        Ok(())
     }
 }

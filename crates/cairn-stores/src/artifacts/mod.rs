@@ -185,13 +185,54 @@ pub fn check_hash(hash: &str) -> Result<String> {
     Ok(hash.to_ascii_lowercase())
 }
 
+/// Checks an artifact read from a portable record with its content before it is imported:
+/// the description's fields, then the content against the size and the BLAKE3 hash, exactly
+/// as a read verifies it.
+///
+/// A portable artifact record is the [`ArtifactInfo`] (reference count and creation time
+/// included) as metadata and the whole, uncompressed content as the blob: each store cuts it
+/// into chunks of its own size. A record holds its whole artifact in memory, so an export or
+/// import page needs up to the page size times the largest artifact: copy artifacts in small
+/// pages.
+///
+/// # Errors
+/// `InvalidInput` for a hash that is not 64 lowercase hex digits, a bad content type, a
+/// reference count of 0 or above `i64::MAX` (the native `bigint`), or a creation time not in
+/// UTC or outside years 0 to 9999; `Corruption` when the content's length or BLAKE3 hash is not
+/// the record's.
+pub fn check_portable_artifact(info: &ArtifactInfo, content: &[u8]) -> Result<()> {
+    if check_hash(&info.hash)? != info.hash {
+        return Err(Error::invalid_input("an artifact hash is lowercase hex")
+            .with_context("hash", &info.hash));
+    }
+    check_id("content type", &info.content_type)?;
+    if info.refcount == 0 || i64::try_from(info.refcount).is_err() {
+        return Err(
+            Error::invalid_input("an artifact's reference count must be 1 to 2^63 - 1")
+                .with_context("hash", &info.hash)
+                .with_context("refcount", info.refcount),
+        );
+    }
+    crate::portable::check_portable_time("artifact creation", info.created_at)?;
+    if content.len() as u64 != info.size || chunking::content_hash(content) != info.hash {
+        return Err(
+            Error::corruption("artifact content does not match its size and hash")
+                .with_context("hash", &info.hash),
+        );
+    }
+    Ok(())
+}
+
 /// Stores content-addressed, reference-counted artifacts.
 ///
 /// Hash arguments are 64 hex digits (either case). Everything is scoped to the tenant of the
 /// backend handle the store was built on: the same content in two tenants is two independent
 /// artifacts.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait ArtifactStore: Send + Sync + fmt::Debug {
+pub trait ArtifactStore: crate::portable::PortableStore {
     /// Stores `content` and takes one reference to it.
     ///
     /// # Behavior

@@ -8,17 +8,18 @@ use cairn_core::{
     check_batch_len,
 };
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::codec::{StoredVector, encode};
 use super::kernel::{Candidate, Query, TopK};
 use super::keys::VectorKey;
 use super::{
-    CollectionInfo, Metadata, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
-    check_dimension, check_vector,
+    CollectionImport, CollectionInfo, Metadata, Metric, SearchHit, SearchRequest,
+    VectorExportSource, VectorRecord, VectorStore, check_dimension, check_import_into,
+    check_vector, decode_vector_import, export_vectors,
 };
 use crate::codec::{check_id, decode_record, encode_record, unescape_id};
+use crate::portable::{ExportPage, PortableStore};
 use crate::retry::{retry, settled};
 
 /// Vectors deleted per batch when a deleted collection is swept.
@@ -125,9 +126,9 @@ impl GenericVectorStore {
                 name: name.to_owned(),
                 dimension,
                 metric,
-                created_at: OffsetDateTime::now_utc(),
+                created_at: crate::agent_state::saved_now(),
             },
-            generation: Uuid::now_v7().simple().to_string(),
+            generation: new_generation(),
         };
         let key = VectorKey::Collection { name }.key()?;
         let created = self
@@ -209,6 +210,51 @@ impl GenericVectorStore {
         }
     }
 
+    /// Writes the collections and vectors of an import in one batch (see
+    /// [`PortableStore::import`]): each missing collection is created as the records carry it,
+    /// an existing one keeps its record and generation.
+    ///
+    /// # Errors
+    /// `InvalidInput` when an existing collection has another dimension or metric (nothing is
+    /// written); the backend's errors.
+    pub(super) async fn import_collections(&self, plan: &[CollectionImport]) -> Result<()> {
+        retry("import", || self.try_import(plan)).await
+    }
+
+    async fn try_import(&self, plan: &[CollectionImport]) -> Result<Option<()>> {
+        let mut batch = WriteBatch::new();
+        for import in plan {
+            let loaded = match self.load(&import.info.name).await? {
+                Some(loaded) => {
+                    check_import_into(&loaded.record.info, &import.info)?;
+                    batch = batch.check(loaded.key.clone(), Some(loaded.bytes.clone()));
+                    loaded
+                }
+                None => {
+                    let record = CollectionRecord {
+                        info: import.info.clone(),
+                        generation: new_generation(),
+                    };
+                    let key = VectorKey::Collection {
+                        name: &import.info.name,
+                    }
+                    .key()?;
+                    let bytes = Bytes::from(encode_record(&record)?);
+                    batch = batch
+                        .check(key.clone(), None)
+                        .put(key.clone(), bytes.clone());
+                    Loaded { key, bytes, record }
+                }
+            };
+            for vector in &import.vectors {
+                let value = encode(&vector.vector, &vector.metadata)?;
+                batch = batch.put(loaded.vector_key(&vector.id)?, value);
+            }
+        }
+        batch.validate()?;
+        settled(self.backend.write_batch(batch).await)
+    }
+
     async fn scan_top_k(&self, loaded: &Loaded, request: SearchRequest) -> Result<TopK<Bytes>> {
         let prefix = loaded.vectors_prefix();
         let query = Query::new(request.vector, loaded.record.info.metric);
@@ -270,6 +316,11 @@ impl Scanner<'_> {
         });
         Ok(())
     }
+}
+
+/// A fresh generation id.
+fn new_generation() -> String {
+    Uuid::now_v7().simple().to_string()
 }
 
 /// Whether `metadata` holds every pair of `filter` with an equal value.
@@ -406,5 +457,87 @@ impl VectorStore for GenericVectorStore {
             .into_iter()
             .map(|candidate| hit(candidate, loaded.dimension()))
             .collect()
+    }
+}
+
+/// The generic store as an export reads it.
+struct Export<'a>(&'a GenericVectorStore);
+
+#[async_trait]
+impl VectorExportSource for Export<'_> {
+    type Collection = Loaded;
+
+    fn info(collection: &Loaded) -> &CollectionInfo {
+        &collection.record.info
+    }
+
+    async fn collection_named(&self, name: &str) -> Result<Option<Loaded>> {
+        self.0.load(name).await
+    }
+
+    async fn collection_after(&self, after: Option<&str>) -> Result<Option<Loaded>> {
+        let after = after
+            .map(|name| VectorKey::Collection { name }.key())
+            .transpose()?;
+        let page = self
+            .0
+            .backend
+            .scan(&VectorKey::collections_prefix(), after.as_ref(), 1)
+            .await?;
+        let Some((key, bytes)) = page.entries.into_iter().next() else {
+            return Ok(None);
+        };
+        let record = decode_record(&bytes).map_err(|e| e.with_context("key", &key))?;
+        Ok(Some(Loaded { key, bytes, record }))
+    }
+
+    async fn vectors_after(
+        &self,
+        collection: &Loaded,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<VectorRecord>> {
+        let prefix = collection.vectors_prefix();
+        let mut after = after.map(|id| collection.vector_key(id)).transpose()?;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let page = self
+                .0
+                .backend
+                .scan(
+                    &prefix,
+                    after.as_ref(),
+                    (limit - out.len()).min(MAX_SCAN_LIMIT),
+                )
+                .await?;
+            for (key, value) in &page.entries {
+                let stored = StoredVector::decode(value, collection.dimension())
+                    .map_err(|e| e.with_context("key", key))?;
+                out.push(VectorRecord {
+                    id: id_of(key)?,
+                    vector: stored.components(),
+                    metadata: stored.metadata()?,
+                });
+            }
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One record per collection and one per vector, in the layout of
+/// [`PortableVector`](super::PortableVector); segments are an index cache and not exported.
+#[async_trait]
+impl PortableStore for GenericVectorStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        export_vectors(&Export(self), after, limit).await
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let plan = decode_vector_import(records)?;
+        self.import_collections(&plan).await
     }
 }

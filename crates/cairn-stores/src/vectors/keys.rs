@@ -107,6 +107,11 @@ impl VectorKey<'_> {
         vectors_path(collection, generation).prefix()
     }
 
+    /// The prefix of every collection record.
+    pub fn collections_prefix() -> String {
+        KeyPath::new(SCOPE).name("c").prefix()
+    }
+
     /// The prefix of every vector of every collection.
     pub fn all_vectors_prefix() -> String {
         KeyPath::new(SCOPE).name("v").prefix()

@@ -16,6 +16,7 @@ mod generic;
 mod hnsw;
 mod kernel;
 pub mod keys;
+mod portable;
 
 use async_trait::async_trait;
 use cairn_core::{Error, Result};
@@ -25,6 +26,10 @@ use time::OffsetDateTime;
 
 pub use generic::GenericVectorStore;
 pub use hnsw::{HnswParams, HnswVectorStore};
+pub use portable::{
+    CollectionImport, PortableVector, PortableVectorMeta, VectorExportSource, check_import_into,
+    decode_vector_import, encode_vector_record, export_vectors,
+};
 
 /// Largest vector dimension a collection may have.
 pub const MAX_DIMENSION: usize = 16_000;
@@ -210,8 +215,11 @@ pub fn check_vector(vector: &[f32], dimension: usize, metric: Metric) -> Result<
 ///
 /// Collections, vector ids and the tenant scope come from the backend handle the store was
 /// built on. Names and ids are 1 to 256 bytes without NUL.
+///
+/// Every implementation is also a [`PortableStore`](crate::portable::PortableStore): its
+/// records can be exported, imported and copied to another backend.
 #[async_trait]
-pub trait VectorStore: Send + Sync + std::fmt::Debug {
+pub trait VectorStore: crate::portable::PortableStore {
     /// Creates collection `name` with a fixed `dimension` and `metric`.
     ///
     /// # Behavior

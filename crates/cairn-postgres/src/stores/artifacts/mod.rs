@@ -1,6 +1,7 @@
 //! [`PostgresArtifactStore`]: [`ArtifactStore`] on the `artifacts` and `artifact_chunks`
 //! tables. `upload` writes content, `reading` streams it back.
 
+mod portable;
 mod reading;
 mod upload;
 
@@ -149,6 +150,24 @@ SELECT EXISTS (SELECT 1 FROM artifacts WHERE tenant_id = $1 AND content_hash = $
 UPDATE artifacts SET refcount = refcount - 1
 WHERE tenant_id = $1 AND content_hash = $2 AND refcount > 1";
 
+    /// `$2` hashes (`text[]`): those stored.
+    pub(super) const STORED: &str =
+        "SELECT content_hash FROM artifacts WHERE tenant_id = $1 AND content_hash = ANY($2)";
+
+    /// `$3` blob id, `$4` size, `$5` chunk size, `$6` chunks, `$7` content type, `$8`
+    /// metadata, `$9` refcount, `$10`/`$11` the creation time: an imported artifact.
+    pub(super) const IMPORT_NEW: &str = "\
+INSERT INTO artifacts (tenant_id, content_hash, blob_id, size, chunk_size, chunks,
+                       content_type, metadata, refcount, created_at, created_ns)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+    /// `$3` content type, `$4` metadata, `$5` refcount, `$6`/`$7` the creation time: the
+    /// imported description of stored content, which keeps its chunks.
+    pub(super) const IMPORT_STORED: &str = "\
+UPDATE artifacts SET content_type = $3, metadata = $4, refcount = $5, created_at = $6,
+                     created_ns = $7
+WHERE tenant_id = $1 AND content_hash = $2";
+
     /// `$2` the hash to list after (`''` from the start), `$3` the most rows.
     pub(super) const LIST: &str = concat!(
         "SELECT ",
@@ -240,6 +259,18 @@ impl PostgresArtifactStore {
             .transpose()
     }
 
+    /// A verifying reader of the content of `record`.
+    ///
+    /// # Errors
+    /// `Corruption` when the record's blob id is not a UUID.
+    fn reader(&self, record: ArtifactRecord) -> Result<ArtifactReader> {
+        let source = RowChunks::new(&self.backend, &record)?;
+        Ok(ArtifactReader {
+            info: record.info.clone(),
+            chunks: chunk_stream(source, record),
+        })
+    }
+
     /// The record of artifact `hash` (canonical), if stored.
     async fn record(&self, hash: &str, op: &'static str) -> Result<Option<ArtifactRecord>> {
         let tenant = self.tenant();
@@ -284,12 +315,7 @@ impl ArtifactStore for PostgresArtifactStore {
         let Some(record) = self.record(&hash, "artifact_open").await? else {
             return Ok(None);
         };
-        let info = record.info.clone();
-        let source = RowChunks::new(&self.backend, &record)?;
-        Ok(Some(ArtifactReader {
-            info,
-            chunks: chunk_stream(source, record),
-        }))
+        self.reader(record).map(Some)
     }
 
     async fn stat(&self, hash: &str) -> Result<Option<ArtifactInfo>> {

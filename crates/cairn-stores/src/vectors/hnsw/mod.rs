@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use cairn_core::{Error, ErrorKind, Result, StorageBackend, check_batch_len};
+use cairn_core::{Bytes, Error, ErrorKind, Result, StorageBackend, check_batch_len};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedMutexGuard, watch};
@@ -33,9 +33,10 @@ use super::generic::{GenericVectorStore, Loaded};
 use super::kernel::Query;
 use super::{
     CollectionInfo, MAX_EF_SEARCH, Metadata, Metric, SearchHit, SearchRequest, VectorRecord,
-    VectorStore,
+    VectorStore, decode_vector_import,
 };
 use crate::codec::check_id;
+use crate::portable::{ExportPage, PortableStore};
 use crate::retry::retry;
 
 /// The engine's tuning.
@@ -539,5 +540,51 @@ impl VectorStore for HnswVectorStore {
                 metadata: candidate.payload.clone(),
             })
             .collect())
+    }
+}
+
+/// The generic store's records, read from and written to the same keys; an import updates the
+/// index of every collection it touches before it returns.
+#[async_trait]
+impl PortableStore for HnswVectorStore {
+    async fn export_page(&self, after: Option<&[u8]>, limit: usize) -> Result<ExportPage> {
+        self.inner.kv.export_page(after, limit).await
+    }
+
+    async fn import(&self, records: &[Bytes]) -> Result<()> {
+        let plan = decode_vector_import(records)?;
+        runtime()?;
+        // Hold the write lock of every collection open here that the import touches, in name
+        // order, so no write comes between the key-value batch and the index update.
+        let open: Vec<Arc<Collection>> = {
+            let map = self.inner.collections.lock();
+            plan.iter()
+                .filter_map(|import| map.get(&import.info.name).cloned())
+                .collect()
+        };
+        let mut held = Vec::with_capacity(open.len());
+        for collection in open {
+            let guard = collection.write.clone().lock_owned().await;
+            held.push((collection, guard));
+        }
+        self.inner.kv.import_collections(&plan).await?;
+        for import in plan {
+            let collection = self.open(&import.info.name).await?;
+            let locked = held.iter().any(|(c, _)| Arc::ptr_eq(c, &collection));
+            let _guard = if locked {
+                None
+            } else {
+                Some(collection.write.clone().lock_owned().await)
+            };
+            // An index not loaded yet reads the imported vectors when it loads.
+            if let Some(state) = collection.state.get() {
+                let mut state = state.write();
+                for record in import.vectors {
+                    state.upsert(record.id, &record.vector, record.metadata);
+                }
+            }
+            self.schedule(&collection)?;
+        }
+        Ok(())
     }
 }
