@@ -152,11 +152,11 @@ async fn export_import_round_trips_and_damaged_dumps_import_nothing() {
         path(&second),
     ]);
     let (original, round_tripped) = (items(&first), items(&second));
-    assert!(original.len() > 1_000, "{} items", original.len());
+    assert!(original.len() > 500, "{} items", original.len());
     assert!(original == round_tripped, "the re-exported records differ");
-    assert_eq!(
-        answers(&target, &seeded).await,
-        answers(&source, &seeded).await
+    dataset::assert_same_answers(
+        &answers(&source, &seeded).await,
+        &answers(&target, &seeded).await,
     );
 
     let bytes = std::fs::read(&first).unwrap();
@@ -279,9 +279,9 @@ async fn a_copy_killed_halfway_resumes_and_verifies() {
         !checkpoint.exists(),
         "a verified copy leaves its checkpoint"
     );
-    assert_eq!(
-        answers(&target, &seeded).await,
-        answers(&source, &seeded).await
+    dataset::assert_same_answers(
+        &answers(&source, &seeded).await,
+        &answers(&target, &seeded).await,
     );
 }
 

@@ -59,6 +59,18 @@ impl Engine {
             Engine::Postgres(postgres) => postgres.tenants().await,
         }
     }
+
+    /// Makes every acknowledged write durable: sled flushes and fsyncs; memory has nothing to
+    /// keep and PostgreSQL commits durably.
+    pub(crate) async fn flush(&self) -> Result<()> {
+        match self {
+            Engine::Memory(_) => Ok(()),
+            #[cfg(feature = "sled")]
+            Engine::Sled(sled) => sled.flush().await,
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(_) => Ok(()),
+        }
+    }
 }
 
 /// Opens every backend some component of `config` uses, once each.

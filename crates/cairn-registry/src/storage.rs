@@ -61,6 +61,18 @@ impl Storage {
         })
     }
 
+    /// Makes every write acknowledged so far durable, whatever the backends' modes (sled
+    /// flushes and fsyncs; memory and PostgreSQL have nothing pending).
+    ///
+    /// # Errors
+    /// `Backend` when a flush fails.
+    pub async fn flush(&self) -> Result<()> {
+        for engine in &self.engines {
+            engine.flush().await?;
+        }
+        Ok(())
+    }
+
     /// Every tenant holding data in some component's backend, in byte order of their ids.
     /// An administrative read across tenants (for export, copy and statistics).
     ///

@@ -293,14 +293,32 @@ pub async fn fingerprint(store: &dyn PortableStore, page_size: usize) -> Result<
 }
 
 /// One page of a [`copy`], as its callback sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CopyStep<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyStep {
     /// The cursor after this page, to resume from; `None` after the last page.
-    pub next: Option<&'a [u8]>,
+    pub next: Option<Vec<u8>>,
     /// Records in this page.
     pub records: u64,
     /// Bytes of the records in this page.
     pub bytes: u64,
+}
+
+/// What [`copy`] calls after each page is imported; closures
+/// `FnMut(CopyStep) -> Result<()>` are one.
+#[async_trait]
+pub trait OnPage: Send {
+    /// The page `step` describes is imported; an error stops the copy.
+    async fn page_copied(&mut self, step: CopyStep) -> Result<()>;
+}
+
+#[async_trait]
+impl<F> OnPage for F
+where
+    F: FnMut(CopyStep) -> Result<()> + Send,
+{
+    async fn page_copied(&mut self, step: CopyStep) -> Result<()> {
+        self(step)
+    }
 }
 
 /// Copies every record of `from` after the cursor `resume` into `to`, a page at a time, and
@@ -315,7 +333,7 @@ pub async fn copy(
     to: &dyn PortableStore,
     resume: Option<Vec<u8>>,
     page_size: usize,
-    mut on_page: impl FnMut(CopyStep<'_>) -> Result<()> + Send,
+    mut on_page: impl OnPage,
 ) -> Result<u64> {
     let mut after = resume;
     let mut copied = 0u64;
@@ -326,11 +344,14 @@ pub async fn copy(
         }
         let records = page.records.len() as u64;
         copied += records;
-        on_page(CopyStep {
-            next: page.next.as_deref(),
-            records,
-            bytes: page.records.iter().map(|r| r.len() as u64).sum(),
-        })?;
+        let bytes = page.records.iter().map(|r| r.len() as u64).sum();
+        on_page
+            .page_copied(CopyStep {
+                next: page.next.clone(),
+                records,
+                bytes,
+            })
+            .await?;
         match page.next {
             Some(next) => after = Some(next),
             None => return Ok(copied),

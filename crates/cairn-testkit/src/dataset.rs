@@ -126,6 +126,9 @@ pub struct Seeded {
     size: Size,
     /// Instants after each round of graph writes (transaction-time axis).
     graph_instants: Vec<OffsetDateTime>,
+    /// Instants of the world the as-of reads look at (valid-time axis): before the second
+    /// round's versions, before the third's, and after the closes.
+    valid_times: [OffsetDateTime; 3],
     /// Every artifact's hash.
     artifact_hashes: Vec<String>,
     /// When the events start.
@@ -181,12 +184,19 @@ pub async fn seed(stores: &Stores, size: Size) -> Result<Seeded> {
     seed_hooks(stores, size).await?;
     seed_conversations(stores, size).await?;
     seed_vectors(stores, size).await?;
-    let graph_instants = seed_graph(stores, size).await?;
+    let graph_start = OffsetDateTime::now_utc();
+    let graph_instants = seed_graph(stores, size, graph_start).await?;
     seed_items(stores, size).await?;
     let artifact_hashes = seed_artifacts(stores, size).await?;
+    let valid_times = [
+        graph_start - Duration::days(90),
+        graph_start - Duration::days(50),
+        graph_instants[2],
+    ];
     Ok(Seeded {
         size,
         graph_instants,
+        valid_times,
         artifact_hashes,
         events_from,
     })
@@ -274,9 +284,13 @@ async fn seed_vectors(stores: &Stores, size: Size) -> Result<()> {
 }
 
 /// Three rounds of graph writes (create, update, close some), with the instant after each.
-async fn seed_graph(stores: &Stores, size: Size) -> Result<Vec<OffsetDateTime>> {
+async fn seed_graph(
+    stores: &Stores,
+    size: Size,
+    start: OffsetDateTime,
+) -> Result<Vec<OffsetDateTime>> {
     let graph = &stores.graph;
-    let valid_from = OffsetDateTime::now_utc() - Duration::days(100);
+    let valid_from = start - Duration::days(100);
     let mut instants = Vec::new();
     for round in 0..3u64 {
         for n in 0..size.entities as u64 {
@@ -556,8 +570,6 @@ async fn answer_vectors(stores: &Stores, seeded: &Seeded, out: &mut Answers) -> 
 
 async fn answer_graph(stores: &Stores, seeded: &Seeded, out: &mut Answers) -> Result<()> {
     let graph = &stores.graph;
-    let now = OffsetDateTime::now_utc();
-    let valid_times = [now - Duration::days(90), now - Duration::days(50), now];
     for n in (0..seeded.size.entities as u64).step_by(4) {
         let (entity, rel) = (format!("e{n}"), format!("r{n}"));
         out.add(format!("graph: {entity}"), graph.get_entity(&entity).await?);
@@ -570,7 +582,7 @@ async fn answer_graph(stores: &Stores, seeded: &Seeded, out: &mut Answers) -> Re
             graph.relationship_history(&rel).await?,
         );
         for known_at in &seeded.graph_instants {
-            for valid_at in valid_times {
+            for valid_at in seeded.valid_times {
                 let as_of = AsOf {
                     valid_at,
                     known_at: *known_at,
@@ -598,7 +610,7 @@ async fn answer_graph(stores: &Stores, seeded: &Seeded, out: &mut Answers) -> Re
             graph.traverse(&entity, traverse.clone()).await?,
         );
         traverse.as_of = Some(AsOf {
-            valid_at: now - Duration::days(50),
+            valid_at: seeded.valid_times[1],
             known_at: seeded.graph_instants[0],
         });
         out.add(
@@ -675,4 +687,30 @@ async fn answer_artifacts(stores: &Stores, seeded: &Seeded, out: &mut Answers) -
         out.add(format!("artifacts: {hash}"), summary);
     }
     Ok(())
+}
+
+/// Asserts that two lists from [`answers`] agree, naming the first query that differs.
+///
+/// # Panics
+/// When they differ.
+pub fn assert_same_answers(expected: &[(String, String)], actual: &[(String, String)]) {
+    for ((query, want), (asked, got)) in expected.iter().zip(actual) {
+        assert_eq!(asked, query, "the queries differ");
+        assert!(
+            got == want,
+            "{query}:\n expected {}\n      got {}",
+            clip(want),
+            clip(got)
+        );
+    }
+    assert_eq!(actual.len(), expected.len(), "as many answers");
+}
+
+/// The first 2000 characters of an answer.
+fn clip(text: &str) -> &str {
+    let end = text
+        .char_indices()
+        .nth(2_000)
+        .map_or(text.len(), |(at, _)| at);
+    &text[..end]
 }

@@ -15,7 +15,7 @@ use cairn_stores::episodic::{EpisodicStore, Role, Turn, TurnPage, TurnRecord};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, EventRecord, TypePattern};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord};
 use cairn_stores::paging::PageRequest;
-use cairn_stores::portable::{PortableStore, copy, encode_portable, fingerprint};
+use cairn_stores::portable::{CopyStep, PortableStore, copy, encode_portable, fingerprint};
 use cairn_stores::procedural::{ProceduralStore, Procedure, StoredProcedure};
 use cairn_stores::vectors::{
     CollectionInfo, Metric, SearchHit, SearchRequest, VectorRecord, VectorStore,
@@ -35,10 +35,10 @@ pub type Portable<S> = (Arc<S>, Arc<dyn PortableStore>);
 pub async fn copy_and_compare(from: &dyn PortableStore, to: &dyn PortableStore) {
     let mut checkpoints = Vec::new();
     let mut so_far = 0;
-    let copied = copy(from, to, None, 2, |step| {
+    let copied = copy(from, to, None, 2, |step: CopyStep| {
         so_far += step.records;
         if let Some(cursor) = step.next {
-            checkpoints.push((cursor.to_vec(), so_far));
+            checkpoints.push((cursor, so_far));
         }
         Ok(())
     })

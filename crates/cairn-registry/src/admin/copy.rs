@@ -5,8 +5,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use cairn_core::{Error, ErrorKind, Result, TenantId};
-use cairn_stores::portable::{CopyStep, Fingerprint, copy as copy_store, fingerprint};
+use cairn_stores::portable::{CopyStep, Fingerprint, OnPage, copy as copy_store, fingerprint};
 use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_PAGE, Progress, Selection, page_for};
@@ -162,7 +163,8 @@ impl CopyReport {
 /// Copies the selected tenants' components of `from` into `to`, a page at a time, then
 /// compares both sides' fingerprints per section.
 ///
-/// With a checkpoint file, the position reached is saved after every page, and a later call
+/// With a checkpoint file, the position reached is saved after every page, once the target
+/// has made the page durable ([`Storage::flush`]), and a later call
 /// with the same file resumes each section there (sections already done are only verified).
 /// When every section verifies, the file is removed; sections that do not are marked to be
 /// copied again by the next call. Copy from a source without writers (or through a
@@ -181,10 +183,6 @@ pub async fn copy(
     let mut checkpoint = match &options.checkpoint {
         Some(path) => Checkpoint::load(path)?,
         None => Checkpoint::default(),
-    };
-    let save = |checkpoint: &Checkpoint| match &options.checkpoint {
-        Some(path) => checkpoint.save(path),
-        None => Ok(()),
     };
     let tenants = selection.tenants_in(from).await?;
     let mut report = CopyReport {
@@ -211,23 +209,18 @@ pub async fn copy(
                     component,
                     Some(source_print.records.saturating_sub(mark.copied)),
                 );
-                let mut mark = mark;
-                copied = copy_store(
-                    source.as_ref(),
-                    target.as_ref(),
-                    mark.cursor.clone(),
-                    page,
-                    |step: CopyStep<'_>| {
-                        mark.copied += step.records;
-                        mark.cursor = step.next.map(<[u8]>::to_vec);
-                        mark.done = step.next.is_none();
-                        report.bytes += step.bytes;
-                        *checkpoint.mark(tenant, component) = mark.clone();
-                        progress.advance(step.records, step.bytes);
-                        save(&checkpoint)
-                    },
-                )
-                .await?;
+                let cursor = mark.cursor.clone();
+                let saver = Saver {
+                    tenant,
+                    component,
+                    checkpoint: &mut checkpoint,
+                    mark,
+                    path: options.checkpoint.as_deref(),
+                    target: to,
+                    progress,
+                    bytes: &mut report.bytes,
+                };
+                copied = copy_store(source.as_ref(), target.as_ref(), cursor, page, saver).await?;
                 progress.finish(copied);
             }
             report.copying += started.elapsed();
@@ -244,6 +237,36 @@ pub async fn copy(
     }
     finish_checkpoint(&mut checkpoint, &report, options.checkpoint.as_deref())?;
     Ok(report)
+}
+
+/// Records each copied page: in the progress, and in the checkpoint file once the target
+/// has made the page durable (a checkpoint never runs ahead of the data).
+struct Saver<'a> {
+    tenant: &'a TenantId,
+    component: Component,
+    checkpoint: &'a mut Checkpoint,
+    mark: SectionMark,
+    path: Option<&'a Path>,
+    target: &'a Storage,
+    progress: &'a dyn Progress,
+    bytes: &'a mut u64,
+}
+
+#[async_trait]
+impl OnPage for Saver<'_> {
+    async fn page_copied(&mut self, step: CopyStep) -> Result<()> {
+        self.mark.copied += step.records;
+        self.mark.done = step.next.is_none();
+        self.mark.cursor = step.next;
+        *self.bytes += step.bytes;
+        self.progress.advance(step.records, step.bytes);
+        let Some(path) = self.path else {
+            return Ok(());
+        };
+        self.target.flush().await?;
+        *self.checkpoint.mark(self.tenant, self.component) = self.mark.clone();
+        self.checkpoint.save(path)
+    }
 }
 
 /// Removes the checkpoint file after a verified copy; otherwise marks the sections that do
