@@ -168,15 +168,8 @@ pub(crate) async fn import(config: &StorageConfig, args: &ImportArgs) -> Result<
 /// Prints the verification table of a copy: counts and digests of both sides per section.
 fn print_verification(report: &CopyReport) {
     println!(
-        "{:<20} {:<18} {:>9} {:>10} {:>10} {:<16} {:<16} {}",
-        "tenant",
-        "component",
-        "copied",
-        "source",
-        "target",
-        "source digest",
-        "target digest",
-        "result"
+        "{:<20} {:<18} {:>9} {:>10} {:>10} {:<16} {:<16} result",
+        "tenant", "component", "copied", "source", "target", "source digest", "target digest"
     );
     for section in &report.sections {
         let (source, target) = (section.source.hex(), section.target.hex());
