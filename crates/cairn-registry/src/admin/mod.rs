@@ -1,4 +1,4 @@
-//! Operations over a whole [`Storage`](crate::Storage), for the `cairn` administration
+//! Operations over a whole [`Storage`], for the `cairn` administration
 //! commands: export to and import from a dump file ([`export`], [`import`]), copy between two
 //! storages with a resumable checkpoint and a verification ([`copy`]), statistics
 //! ([`stats`]), integrity checks ([`verify`]) and retention ([`purge`]).
