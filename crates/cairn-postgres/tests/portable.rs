@@ -259,3 +259,33 @@ async fn large_artifacts_import_in_several_statements() {
     assert_eq!(read.info, source.stat(&stored.hash).await.unwrap().unwrap());
     assert!(read.content == content, "content differs");
 }
+
+/// Vectors of a dimension no table exists for yet import into a fresh database: the import
+/// creates the table before it prepares the statements that write into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vectors_of_a_new_dimension_import_into_a_fresh_database() {
+    use cairn_stores::vectors::Metric;
+    let db = common::TempDatabase::create().await;
+    let fresh = PostgresBackend::connect(common::test_config(&db.url))
+        .await
+        .unwrap();
+    let target = PostgresVectorStore::new(&fresh.scoped(&common::random_tenant()));
+    let (source, source_portable) = generic::<GenericVectorStore>().await;
+    source
+        .create_collection("notes", 16, Metric::L2)
+        .await
+        .unwrap();
+    source
+        .upsert("notes", "a", vec![0.5; 16], Default::default())
+        .await
+        .unwrap();
+    let copied = copy(source_portable.as_ref(), &target, None, 10, |_| Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(copied, 2, "the collection and its vector");
+    assert_eq!(
+        target.get("notes", "a").await.unwrap().unwrap().vector,
+        vec![0.5; 16]
+    );
+    drop(fresh);
+}

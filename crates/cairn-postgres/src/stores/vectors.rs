@@ -939,7 +939,26 @@ impl PortableStore for PostgresVectorStore {
             .collect();
 
         let conn = self.backend.conn(OP).await?;
-        let ensure = conn.statement(sql::ENSURE_TABLE, OP).await?;
+        let client = conn.client();
+        if !dimensions.is_empty() {
+            // The tables first, committed on their own (as `create_collection` would leave
+            // them): the upserts below can only be prepared once their tables exist.
+            let ensure = conn.statement(sql::ENSURE_TABLE, OP).await?;
+            let params: Vec<[&(dyn ToSql + Sync); 1]> = dimensions
+                .iter()
+                .map(|dimension| [dimension as _])
+                .collect();
+            conn.run(
+                self.backend.tenant_id(),
+                OP,
+                futures::future::try_join_all(
+                    params
+                        .iter()
+                        .map(|params| client.query_one(&ensure, params)),
+                ),
+            )
+            .await?;
+        }
         let insert = conn.statement(sql::IMPORT_COLLECTION, OP).await?;
         let mut upserts = Vec::with_capacity(written.len());
         for target in &written {
@@ -948,13 +967,9 @@ impl PortableStore for PostgresVectorStore {
                     .await?,
             );
         }
-        // In order: the tables first (as in `create_collection`), then the collections, then
-        // their vectors; all sent at once, one round trip.
+        // In order: the collections, then their vectors; all sent at once, one round trip.
         let mut statements: Vec<(&tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>)> =
             Vec::new();
-        for dimension in &dimensions {
-            statements.push((&ensure, vec![dimension]));
-        }
         for (id, name, dimension, metric, created_at) in &created_columns {
             statements.push((
                 &insert,
