@@ -69,3 +69,12 @@ async fn migrating_secondary_failures_carry_their_side() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_backfill_pages_hold_writes_back() {
+    migrating_stores::backfill_pages_hold_writes_back(
+        memory(),
+        Arc::new(PostgresEpisodicStore::new(&fresh_tenant().await)),
+    )
+    .await;
+}

@@ -764,3 +764,44 @@ pub async fn secondary_failures_carry_their_side(
     assert_eq!(on_new[0].content, "mirror refused");
     assert_eq!(old.count("s").await.unwrap(), 0);
 }
+
+/// A write issued while a backfill page is being exported and imported waits for the page:
+/// the backfill holds the gate exclusively. `old_backend` must be a fresh tenant handle: the
+/// case builds the generic episodic store over it behind a fault injector that slows the
+/// export down.
+pub async fn backfill_pages_hold_writes_back(
+    old_backend: Arc<dyn StorageBackend>,
+    new: Arc<dyn EpisodicStore>,
+) {
+    let faulty = FaultyBackend::new(old_backend);
+    let old: Arc<dyn EpisodicStore> = Arc::new(GenericEpisodicStore::new(Arc::new(faulty.clone())));
+    old.append("s", Turn::new(Role::User, "seeded"))
+        .await
+        .unwrap();
+    let store = MigratingEpisodicStore::new(old, new.clone());
+    faulty.delay(Op::Scan, StdDuration::from_millis(300));
+    let backfill = tokio::spawn({
+        let store = store.clone();
+        async move { store.migration().backfill(10).await.unwrap() }
+    });
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    assert!(!backfill.is_finished());
+    let appended = store
+        .append("s", Turn::new(Role::User, "live"))
+        .await
+        .unwrap();
+    assert!(
+        backfill.is_finished(),
+        "the append ran while a backfill page was in flight"
+    );
+    assert_eq!(appended.seq, 2);
+    assert_eq!(backfill.await.unwrap().records, 1);
+    let contents: Vec<String> = new
+        .read("s", TurnPage::first(10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.content)
+        .collect();
+    assert_eq!(contents, ["seeded", "live"]);
+}

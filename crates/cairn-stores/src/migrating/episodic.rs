@@ -30,7 +30,9 @@ impl EpisodicStore for MigratingEpisodicStore {
     }
 
     async fn read(&self, session_id: &str, page: TurnPage) -> Result<Vec<TurnRecord>> {
-        self.on(self.migration.reader()).read(session_id, page).await
+        self.on(self.migration.reader())
+            .read(session_id, page)
+            .await
     }
 
     async fn read_range(

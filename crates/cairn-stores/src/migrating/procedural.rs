@@ -32,9 +32,7 @@ impl ProceduralStore for MigratingProceduralStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<StoredProcedure>> {
-        self.migration
-            .read_one(|side| self.on(side).get(id))
-            .await
+        self.migration.read_one(|side| self.on(side).get(id)).await
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {

@@ -53,9 +53,7 @@ impl SessionStore for MigratingSessionStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Session>> {
-        self.migration
-            .read_one(|side| self.on(side).get(id))
-            .await
+        self.migration.read_one(|side| self.on(side).get(id)).await
     }
 
     async fn list(&self, after: Option<&str>, limit: usize) -> Result<Page<Session>> {
