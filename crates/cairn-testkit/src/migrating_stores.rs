@@ -784,7 +784,10 @@ pub async fn backfill_pages_hold_writes_back(
         let store = store.clone();
         async move { store.migration().backfill(10).await.unwrap() }
     });
-    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    // The backfill holds the gate from before its export's scan until its import is done.
+    while faulty.calls(Op::Scan) == 0 {
+        tokio::time::sleep(StdDuration::from_millis(1)).await;
+    }
     assert!(!backfill.is_finished());
     let appended = store
         .append("s", Turn::new(Role::User, "live"))

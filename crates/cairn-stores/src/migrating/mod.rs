@@ -77,7 +77,7 @@ const STRIPES: usize = 64;
 
 /// One side of a migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// The store being left.
     Old,
     /// The store being moved to.
@@ -313,10 +313,13 @@ impl StoreMigration {
         F: Fn(Side) -> Fut,
         Fut: Future<Output = Result<Option<T>>>,
     {
-        let fallback = self.phase() == MigrationPhase::ReadNewFallback;
-        match read(self.reader()).await? {
-            None if fallback => read(Side::Old).await,
-            found => Ok(found),
+        match self.phase() {
+            MigrationPhase::DualWrite => read(Side::Old).await,
+            MigrationPhase::ReadNewFallback => match read(Side::New).await? {
+                None => read(Side::Old).await,
+                found => Ok(found),
+            },
+            MigrationPhase::ReadNew | MigrationPhase::NewOnly => read(Side::New).await,
         }
     }
 }
