@@ -57,6 +57,8 @@ memory_to_postgres!(
         procedural_moves_live(GenericProceduralStore, PostgresProceduralStore),
     migrating_workflows_move_live:
         workflows_move_live(GenericWorkflowStore, PostgresWorkflowStore),
+    migrating_racing_writers_of_one_record_agree:
+        racing_writers_of_one_record_agree(GenericSessionStore, PostgresSessionStore),
     migrating_phases_route_and_new_only_is_final:
         phases_route_and_new_only_is_final(GenericEpisodicStore, PostgresEpisodicStore),
 );

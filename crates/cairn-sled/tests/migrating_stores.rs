@@ -42,6 +42,8 @@ memory_to_sled!(
     migrating_hooks_move_live: hooks_move_live(GenericHookHistoryStore),
     migrating_procedural_moves_live: procedural_moves_live(GenericProceduralStore),
     migrating_workflows_move_live: workflows_move_live(GenericWorkflowStore),
+    migrating_racing_writers_of_one_record_agree:
+        racing_writers_of_one_record_agree(GenericSessionStore),
     migrating_phases_route_and_new_only_is_final:
         phases_route_and_new_only_is_final(GenericEpisodicStore),
 );
