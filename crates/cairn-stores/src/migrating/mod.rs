@@ -34,7 +34,8 @@
 //!   records, so their [`fingerprint`](crate::portable::fingerprint)s agree.
 //! - Every write holds the migration's gate shared and the lock of its record's identity
 //!   (session, agent, procedure, workflow id; 64 stripes) for both sides, so two writers of
-//!   one record apply in the same order on both. Writes that remove by time or import
+//!   one record apply in the same order on both; writes that only create records (events,
+//!   hook executions, generated ids) take the gate alone. Writes that remove by time or import
 //!   arbitrary records (`drop_before`, `purge_expired`, `import`) hold the gate exclusively.
 //!   The backfill holds it exclusively for each page (export one page of old, import it into
 //!   new), so it never overwrites a newer mirrored write nor brings back a deleted record.
