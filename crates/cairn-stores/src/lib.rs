@@ -7,7 +7,9 @@
 //! crash never leaves a dangling index entry. A backend that does a component better natively
 //! (PostgreSQL) implements the same trait and passes the same testkit suite.
 //!
-//! A store instance works on the tenant of the backend handle it was built from.
+//! A store instance works on the tenant of the backend handle it was built from. The
+//! [`migrating`] wrappers move a component from one store implementation to another while it
+//! is in use.
 //!
 //! What it is not: a query engine. Each store answers the reads its trait names, through
 //! ordered key ranges; the vector store scans exactly or, in [`HnswVectorStore`], walks an in-process HNSW index,
@@ -40,6 +42,7 @@ pub mod event_log;
 pub mod graph;
 pub mod hooks;
 mod kvops;
+pub mod migrating;
 pub mod paging;
 pub mod portable;
 pub mod procedural;
@@ -62,6 +65,11 @@ pub use graph::{
     Relationship, RelationshipInput, TraversalHit, TraverseRequest,
 };
 pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats};
+pub use migrating::{
+    BackfillReport, MigratingAgentStateStore, MigratingEpisodicStore, MigratingEventLogStore,
+    MigratingHookHistoryStore, MigratingProceduralStore, MigratingSessionStore,
+    MigratingWorkflowStore, StoreMigration,
+};
 pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
 pub use procedural::{
     GenericProceduralStore, OutcomeStats, ProceduralStore, Procedure, StoredProcedure,

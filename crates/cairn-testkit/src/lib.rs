@@ -27,6 +27,7 @@ pub mod hostile;
 pub mod kv;
 pub mod layers;
 pub mod migrating;
+pub mod migrating_stores;
 mod model;
 pub mod portable;
 pub mod stores;
