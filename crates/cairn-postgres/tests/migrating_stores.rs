@@ -10,11 +10,12 @@ use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_postgres::{
     PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore, PostgresWorkflowStore,
+    PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore, PostgresVectorStore,
+    PostgresWorkflowStore,
 };
 use cairn_stores::{
     GenericAgentStateStore, GenericEpisodicStore, GenericEventLogStore, GenericHookHistoryStore,
-    GenericProceduralStore, GenericSessionStore, GenericWorkflowStore,
+    GenericProceduralStore, GenericSessionStore, GenericVectorStore, GenericWorkflowStore,
 };
 use cairn_testkit::migrating_stores;
 
@@ -57,6 +58,7 @@ memory_to_postgres!(
         procedural_moves_live(GenericProceduralStore, PostgresProceduralStore),
     migrating_workflows_move_live:
         workflows_move_live(GenericWorkflowStore, PostgresWorkflowStore),
+    migrating_vectors_move_live: vectors_move_live(GenericVectorStore, PostgresVectorStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore, PostgresSessionStore),
     migrating_phases_route_and_new_only_is_final:

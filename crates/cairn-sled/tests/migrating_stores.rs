@@ -10,7 +10,7 @@ use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_stores::{
     GenericAgentStateStore, GenericEpisodicStore, GenericEventLogStore, GenericHookHistoryStore,
-    GenericProceduralStore, GenericSessionStore, GenericWorkflowStore,
+    GenericProceduralStore, GenericSessionStore, GenericVectorStore, GenericWorkflowStore,
 };
 use cairn_testkit::migrating_stores;
 
@@ -42,6 +42,7 @@ memory_to_sled!(
     migrating_hooks_move_live: hooks_move_live(GenericHookHistoryStore),
     migrating_procedural_moves_live: procedural_moves_live(GenericProceduralStore),
     migrating_workflows_move_live: workflows_move_live(GenericWorkflowStore),
+    migrating_vectors_move_live: vectors_move_live(GenericVectorStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore),
     migrating_phases_route_and_new_only_is_final:

@@ -68,7 +68,7 @@ pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats
 pub use migrating::{
     BackfillReport, MigratingAgentStateStore, MigratingEpisodicStore, MigratingEventLogStore,
     MigratingHookHistoryStore, MigratingProceduralStore, MigratingSessionStore,
-    MigratingWorkflowStore, StoreMigration,
+    MigratingVectorStore, MigratingWorkflowStore, StoreMigration,
 };
 pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
 pub use procedural::{

@@ -28,11 +28,12 @@ use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord
 use cairn_stores::migrating::{
     MigratingAgentStateStore, MigratingEpisodicStore, MigratingEventLogStore,
     MigratingHookHistoryStore, MigratingProceduralStore, MigratingSessionStore,
-    MigratingWorkflowStore, StoreMigration,
+    MigratingVectorStore, MigratingWorkflowStore, StoreMigration,
 };
 use cairn_stores::portable::fingerprint;
 use cairn_stores::procedural::{ProceduralStore, Procedure};
 use cairn_stores::sessions::{Session, SessionStore};
+use cairn_stores::vectors::{Metadata as VectorMetadata, Metric, VectorRecord, VectorStore};
 use cairn_stores::workflow::{Transition, Workflow, WorkflowStore};
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -649,6 +650,152 @@ pub async fn workflows_move_live(old: Arc<dyn WorkflowStore>, new: Arc<dyn Workf
     assert!(model.len() > 3);
     for (id, workflow) in &model {
         assert_eq!(new.get(id).await.unwrap().as_ref(), Some(workflow), "{id}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Vectors
+
+/// A vector's components and metadata.
+type StoredVector = (Vec<f32>, VectorMetadata);
+
+struct VectorWriter {
+    store: MigratingVectorStore,
+    /// Each collection's vectors by id.
+    model: BTreeMap<String, BTreeMap<String, StoredVector>>,
+}
+
+/// The vector record `id` written at step `i`.
+fn vector_record(id: &str, i: u64) -> VectorRecord {
+    let metadata = json!({ "i": i });
+    VectorRecord {
+        id: id.to_owned(),
+        vector: vec![i as f32, 1.0],
+        metadata: metadata.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl LiveWriter for VectorWriter {
+    async fn step(&mut self, i: u64) {
+        let collection = format!("c{}", i % 3);
+        let store = &self.store;
+        let Some(vectors) = self.model.get_mut(&collection) else {
+            let info = store
+                .create_collection(&collection, 2, Metric::L2)
+                .await
+                .unwrap();
+            assert_eq!(info.dimension, 2);
+            self.model.insert(collection, BTreeMap::new());
+            return;
+        };
+        let id = format!("v{}", (i / 3) % 4);
+        match (i / 3) % 7 {
+            2 => {
+                let records = vec![vector_record(&id, i), vector_record("batch", i + 1000)];
+                store
+                    .upsert_batch(&collection, records.clone())
+                    .await
+                    .unwrap();
+                for record in records {
+                    vectors.insert(record.id, (record.vector, record.metadata));
+                }
+            }
+            3 | 5 => {
+                let deleted = store.delete(&collection, &id).await.unwrap();
+                assert_eq!(
+                    deleted,
+                    vectors.remove(&id).is_some(),
+                    "delete {collection}/{id}"
+                );
+            }
+            6 => {
+                assert!(store.delete_collection(&collection).await.unwrap());
+                self.model.remove(&collection);
+                assert_eq!(store.collection(&collection).await.unwrap(), None);
+                return;
+            }
+            _ => {
+                let record = vector_record(&id, i);
+                store
+                    .upsert(
+                        &collection,
+                        &id,
+                        record.vector.clone(),
+                        record.metadata.clone(),
+                    )
+                    .await
+                    .unwrap();
+                vectors.insert(id.clone(), (record.vector, record.metadata));
+            }
+        }
+        let read = store.get(&collection, &id).await.unwrap();
+        assert_eq!(
+            read.map(|r| (r.vector, r.metadata)).as_ref(),
+            vectors.get(&id),
+            "{collection}/{id}"
+        );
+        assert_eq!(
+            store.count(&collection).await.unwrap(),
+            vectors.len() as u64
+        );
+    }
+}
+
+/// Vectors move with collection creations and deletions, upserts, batch upserts and vector
+/// deletes (also in collections only the old side held yet) running throughout; the new side
+/// holds every vector as acknowledged, and the collection the writer leaves alone with the
+/// old side's creation time.
+pub async fn vectors_move_live(old: Arc<dyn VectorStore>, new: Arc<dyn VectorStore>) {
+    let mut model = BTreeMap::<String, BTreeMap<String, StoredVector>>::new();
+    let mut seeded = Vec::new();
+    for (collection, count) in [("c0", 3), ("seed", 2)] {
+        seeded.push(
+            old.create_collection(collection, 2, Metric::L2)
+                .await
+                .unwrap(),
+        );
+        let vectors = model.entry(collection.to_owned()).or_default();
+        for n in 0..count {
+            let record = vector_record(&format!("v{n}"), 100 + n);
+            old.upsert(
+                collection,
+                &record.id,
+                record.vector.clone(),
+                record.metadata.clone(),
+            )
+            .await
+            .unwrap();
+            vectors.insert(record.id, (record.vector, record.metadata));
+        }
+    }
+    let store = MigratingVectorStore::new(old, new.clone());
+    let writer = VectorWriter {
+        store: store.clone(),
+        model,
+    };
+    let model = run_live(store.migration(), writer).await.model;
+
+    assert_eq!(model["seed"].len(), 2);
+    for n in 0..3 {
+        let collection = format!("c{n}");
+        let info = new.collection(&collection).await.unwrap();
+        assert_eq!(
+            info.is_some(),
+            model.contains_key(&collection),
+            "{collection}"
+        );
+    }
+    assert_eq!(
+        new.collection("seed").await.unwrap().as_ref(),
+        seeded.last()
+    );
+    for (collection, vectors) in &model {
+        assert_eq!(new.count(collection).await.unwrap(), vectors.len() as u64);
+        for (id, stored) in vectors {
+            let read = new.get(collection, id).await.unwrap().unwrap();
+            assert_eq!(&(read.vector, read.metadata), stored, "{collection}/{id}");
+        }
     }
 }
 

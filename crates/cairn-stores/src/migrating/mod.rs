@@ -6,8 +6,8 @@
 //! between any two implementations of its trait, which need not share a layout (the generic
 //! episodic store on sled to the native PostgreSQL one): [`MigratingSessionStore`],
 //! [`MigratingEpisodicStore`], [`MigratingAgentStateStore`], [`MigratingEventLogStore`],
-//! [`MigratingHookHistoryStore`], [`MigratingProceduralStore`] and
-//! [`MigratingWorkflowStore`]. Each implements its component trait over an `old` and a `new`
+//! [`MigratingHookHistoryStore`], [`MigratingProceduralStore`], [`MigratingWorkflowStore`]
+//! and [`MigratingVectorStore`]. Each implements its component trait over an `old` and a `new`
 //! store and one [`StoreMigration`], which holds the phase, the write gate and the backfill.
 //!
 //! The phases are [`MigrationPhase`]'s, with the same switching rule
@@ -33,7 +33,7 @@
 //!   the whole record; a delete is repeated on the other side. Both sides thus hold the same
 //!   records, so their [`fingerprint`](crate::portable::fingerprint)s agree.
 //! - Every write holds the migration's gate shared and the lock of its record's identity
-//!   (session, agent, procedure, workflow id; 64 stripes) for both sides, so two writers of
+//!   (session, agent, procedure, workflow id, vector collection; 64 stripes) for both sides, so two writers of
 //!   one record apply in the same order on both; writes that only create records (events,
 //!   hook executions, generated ids) take the gate alone. Writes that remove by time or import
 //!   arbitrary records (`drop_before`, `purge_expired`, `import`) hold the gate exclusively.
@@ -51,6 +51,7 @@ mod event_log;
 mod hooks;
 mod procedural;
 mod sessions;
+mod vectors;
 mod workflow;
 
 use std::fmt;
@@ -71,6 +72,7 @@ pub use event_log::MigratingEventLogStore;
 pub use hooks::MigratingHookHistoryStore;
 pub use procedural::MigratingProceduralStore;
 pub use sessions::MigratingSessionStore;
+pub use vectors::MigratingVectorStore;
 pub use workflow::MigratingWorkflowStore;
 
 /// Number of record lock stripes of one migration.
