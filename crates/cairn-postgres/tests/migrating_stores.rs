@@ -9,13 +9,14 @@ use std::sync::Arc;
 use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_postgres::{
-    PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore, PostgresVectorStore,
-    PostgresWorkflowStore,
+    PostgresAgentStateStore, PostgresArtifactStore, PostgresBackend, PostgresEpisodicStore,
+    PostgresEventLogStore, PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore,
+    PostgresVectorStore, PostgresWorkflowStore,
 };
 use cairn_stores::{
-    GenericAgentStateStore, GenericEpisodicStore, GenericEventLogStore, GenericHookHistoryStore,
-    GenericProceduralStore, GenericSessionStore, GenericVectorStore, GenericWorkflowStore,
+    GenericAgentStateStore, GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore,
+    GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore, GenericVectorStore,
+    GenericWorkflowStore,
 };
 use cairn_testkit::migrating_stores;
 
@@ -59,6 +60,8 @@ memory_to_postgres!(
     migrating_workflows_move_live:
         workflows_move_live(GenericWorkflowStore, PostgresWorkflowStore),
     migrating_vectors_move_live: vectors_move_live(GenericVectorStore, PostgresVectorStore),
+    migrating_artifacts_move_live:
+        artifacts_move_live(GenericArtifactStore, PostgresArtifactStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore, PostgresSessionStore),
     migrating_phases_route_and_new_only_is_final:

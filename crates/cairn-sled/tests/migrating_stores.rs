@@ -9,8 +9,9 @@ use std::sync::Arc;
 use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_stores::{
-    GenericAgentStateStore, GenericEpisodicStore, GenericEventLogStore, GenericHookHistoryStore,
-    GenericProceduralStore, GenericSessionStore, GenericVectorStore, GenericWorkflowStore,
+    GenericAgentStateStore, GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore,
+    GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore, GenericVectorStore,
+    GenericWorkflowStore,
 };
 use cairn_testkit::migrating_stores;
 
@@ -43,6 +44,7 @@ memory_to_sled!(
     migrating_procedural_moves_live: procedural_moves_live(GenericProceduralStore),
     migrating_workflows_move_live: workflows_move_live(GenericWorkflowStore),
     migrating_vectors_move_live: vectors_move_live(GenericVectorStore),
+    migrating_artifacts_move_live: artifacts_move_live(GenericArtifactStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore),
     migrating_phases_route_and_new_only_is_final:

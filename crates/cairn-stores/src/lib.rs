@@ -66,9 +66,9 @@ pub use graph::{
 };
 pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats};
 pub use migrating::{
-    BackfillReport, MigratingAgentStateStore, MigratingEpisodicStore, MigratingEventLogStore,
-    MigratingHookHistoryStore, MigratingProceduralStore, MigratingSessionStore,
-    MigratingVectorStore, MigratingWorkflowStore, StoreMigration,
+    BackfillReport, MigratingAgentStateStore, MigratingArtifactStore, MigratingEpisodicStore,
+    MigratingEventLogStore, MigratingHookHistoryStore, MigratingProceduralStore,
+    MigratingSessionStore, MigratingVectorStore, MigratingWorkflowStore, StoreMigration,
 };
 pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
 pub use procedural::{

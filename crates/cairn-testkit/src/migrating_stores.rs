@@ -19,22 +19,24 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use cairn_core::migrating::MigrationPhase;
-use cairn_core::{ErrorKind, StorageBackend};
+use cairn_core::{Bytes, ErrorKind, StorageBackend};
 use cairn_stores::GenericEpisodicStore;
 use cairn_stores::agent_state::AgentStateStore;
+use cairn_stores::artifacts::{ArtifactStore, PutOptions};
 use cairn_stores::episodic::{EpisodicStore, Role, Turn, TurnPage};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, EventRecord};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord};
 use cairn_stores::migrating::{
-    MigratingAgentStateStore, MigratingEpisodicStore, MigratingEventLogStore,
-    MigratingHookHistoryStore, MigratingProceduralStore, MigratingSessionStore,
-    MigratingVectorStore, MigratingWorkflowStore, StoreMigration,
+    MigratingAgentStateStore, MigratingArtifactStore, MigratingEpisodicStore,
+    MigratingEventLogStore, MigratingHookHistoryStore, MigratingProceduralStore,
+    MigratingSessionStore, MigratingVectorStore, MigratingWorkflowStore, StoreMigration,
 };
 use cairn_stores::portable::fingerprint;
 use cairn_stores::procedural::{ProceduralStore, Procedure};
 use cairn_stores::sessions::{Session, SessionStore};
 use cairn_stores::vectors::{Metadata as VectorMetadata, Metric, VectorRecord, VectorStore};
 use cairn_stores::workflow::{Transition, Workflow, WorkflowStore};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -797,6 +799,112 @@ pub async fn vectors_move_live(old: Arc<dyn VectorStore>, new: Arc<dyn VectorSto
             assert_eq!(&(read.vector, read.metadata), stored, "{collection}/{id}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Artifacts
+
+struct ArtifactWriter {
+    store: MigratingArtifactStore,
+    /// Each stored artifact's content and reference count, by hash.
+    model: BTreeMap<String, (Bytes, u64)>,
+}
+
+/// The content number `n` the artifact writer puts and releases.
+fn artifact_content(n: u64) -> Bytes {
+    Bytes::from(format!("artifact content {n}").into_bytes())
+}
+
+#[async_trait]
+impl LiveWriter for ArtifactWriter {
+    async fn step(&mut self, i: u64) {
+        let store = &self.store;
+        let released = artifact_content((i / 4) % 5);
+        let released = self
+            .model
+            .keys()
+            .find(|hash| self.model[*hash].0 == released)
+            .cloned();
+        let (hash, expected) = match (i % 4, released) {
+            (3, Some(hash)) => {
+                let remaining = store.release(&hash).await.unwrap();
+                let refcount = &mut self.model.get_mut(&hash).unwrap().1;
+                *refcount -= 1;
+                assert_eq!(remaining, *refcount, "release of {hash}");
+                if remaining == 0 {
+                    self.model.remove(&hash);
+                }
+                (hash, remaining)
+            }
+            (step, _) => {
+                let content = artifact_content(i % 5);
+                let stored = if step == 2 {
+                    let (head, tail) = content.split_at(5);
+                    let pieces = vec![
+                        Ok(Bytes::copy_from_slice(head)),
+                        Ok(Bytes::copy_from_slice(tail)),
+                    ];
+                    store
+                        .put_stream(futures::stream::iter(pieces).boxed(), PutOptions::default())
+                        .await
+                        .unwrap()
+                } else {
+                    store
+                        .put(content.clone(), PutOptions::default())
+                        .await
+                        .unwrap()
+                };
+                let entry = self
+                    .model
+                    .entry(stored.hash.clone())
+                    .or_insert((content, 0));
+                entry.1 += 1;
+                assert_eq!(stored.refcount, entry.1, "put of {}", stored.hash);
+                (stored.hash, entry.1)
+            }
+        };
+        let stat = store.stat(&hash).await.unwrap();
+        assert_eq!(stat.map_or(0, |info| info.refcount), expected, "{hash}");
+        assert_eq!(store.exists(&hash).await.unwrap(), expected > 0);
+    }
+}
+
+/// Artifacts move with puts (whole and streamed) of new and deduplicated content and
+/// releases (down to removal, also of artifacts only the old side held yet) running
+/// throughout; the new side holds every artifact with the acknowledged reference count.
+pub async fn artifacts_move_live(old: Arc<dyn ArtifactStore>, new: Arc<dyn ArtifactStore>) {
+    let mut model = BTreeMap::new();
+    for content in [artifact_content(0), Bytes::from_static(b"seeded")] {
+        for _ in 0..2 {
+            let stored = old
+                .put(content.clone(), PutOptions::default())
+                .await
+                .unwrap();
+            model.insert(stored.hash, (content.clone(), stored.refcount));
+        }
+    }
+    let store = MigratingArtifactStore::new(old, new.clone());
+    let writer = ArtifactWriter {
+        store: store.clone(),
+        model,
+    };
+    let model = run_live(store.migration(), writer).await.model;
+
+    assert!(model.values().any(|(content, _)| &content[..] == b"seeded"));
+    for (hash, (content, refcount)) in &model {
+        let artifact = new.get(hash).await.unwrap().unwrap();
+        assert_eq!(&artifact.content, content, "{hash}");
+        assert_eq!(artifact.info.refcount, *refcount, "{hash}");
+    }
+    let listed: Vec<String> = new
+        .list(None, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|info| info.hash)
+        .collect();
+    assert_eq!(listed, model.keys().cloned().collect::<Vec<_>>());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 //! episodic store on sled to the native PostgreSQL one): [`MigratingSessionStore`],
 //! [`MigratingEpisodicStore`], [`MigratingAgentStateStore`], [`MigratingEventLogStore`],
 //! [`MigratingHookHistoryStore`], [`MigratingProceduralStore`], [`MigratingWorkflowStore`]
-//! and [`MigratingVectorStore`]. Each implements its component trait over an `old` and a `new`
+//! [`MigratingVectorStore`] and [`MigratingArtifactStore`]. Each implements its component trait over an `old` and a `new`
 //! store and one [`StoreMigration`], which holds the phase, the write gate and the backfill.
 //!
 //! The phases are [`MigrationPhase`]'s, with the same switching rule
@@ -33,10 +33,11 @@
 //!   the whole record; a delete is repeated on the other side. Both sides thus hold the same
 //!   records, so their [`fingerprint`](crate::portable::fingerprint)s agree.
 //! - Every write holds the migration's gate shared and the lock of its record's identity
-//!   (session, agent, procedure, workflow id, vector collection; 64 stripes) for both sides, so two writers of
+//!   (session, agent, procedure, workflow id, vector collection, artifact hash; 64 stripes) for both sides, so two writers of
 //!   one record apply in the same order on both; writes that only create records (events,
 //!   hook executions, generated ids) take the gate alone. Writes that remove by time or import
-//!   arbitrary records (`drop_before`, `purge_expired`, `import`) hold the gate exclusively.
+//!   arbitrary records (`drop_before`, `purge_expired`, `import`, and `put_stream`, whose
+//!   artifact is known only once stored) hold the gate exclusively.
 //!   The backfill holds it exclusively for each page (export one page of old, import it into
 //!   new), so it never overwrites a newer mirrored write nor brings back a deleted record.
 //! - The gate and locks are per process: every writer of the component must go through
@@ -46,6 +47,7 @@
 //!   `ReadNewFallback`) or repeating the call brings the sides together again.
 
 mod agent_state;
+mod artifacts;
 mod episodic;
 mod event_log;
 mod hooks;
@@ -67,6 +69,7 @@ use tokio::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::portable::{PortableStore, check_export_limit, encode_portable};
 
 pub use agent_state::MigratingAgentStateStore;
+pub use artifacts::MigratingArtifactStore;
 pub use episodic::MigratingEpisodicStore;
 pub use event_log::MigratingEventLogStore;
 pub use hooks::MigratingHookHistoryStore;
