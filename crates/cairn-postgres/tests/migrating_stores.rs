@@ -10,13 +10,13 @@ use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_postgres::{
     PostgresAgentStateStore, PostgresArtifactStore, PostgresBackend, PostgresEpisodicStore,
-    PostgresEventLogStore, PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore,
-    PostgresVectorStore, PostgresWorkflowStore,
+    PostgresEventLogStore, PostgresGraphStore, PostgresHookHistoryStore, PostgresProceduralStore,
+    PostgresSessionStore, PostgresVectorStore, PostgresWorkflowStore,
 };
 use cairn_stores::{
     GenericAgentStateStore, GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore,
-    GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore, GenericVectorStore,
-    GenericWorkflowStore,
+    GenericGraphStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
+    GenericVectorStore, GenericWorkflowStore,
 };
 use cairn_testkit::migrating_stores;
 
@@ -62,6 +62,7 @@ memory_to_postgres!(
     migrating_vectors_move_live: vectors_move_live(GenericVectorStore, PostgresVectorStore),
     migrating_artifacts_move_live:
         artifacts_move_live(GenericArtifactStore, PostgresArtifactStore),
+    migrating_graph_moves_live: graph_moves_live(GenericGraphStore, PostgresGraphStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore, PostgresSessionStore),
     migrating_phases_route_and_new_only_is_final:

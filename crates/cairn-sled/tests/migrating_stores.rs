@@ -10,8 +10,8 @@ use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_stores::{
     GenericAgentStateStore, GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore,
-    GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore, GenericVectorStore,
-    GenericWorkflowStore,
+    GenericGraphStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
+    GenericVectorStore, GenericWorkflowStore,
 };
 use cairn_testkit::migrating_stores;
 
@@ -45,6 +45,7 @@ memory_to_sled!(
     migrating_workflows_move_live: workflows_move_live(GenericWorkflowStore),
     migrating_vectors_move_live: vectors_move_live(GenericVectorStore),
     migrating_artifacts_move_live: artifacts_move_live(GenericArtifactStore),
+    migrating_graph_moves_live: graph_moves_live(GenericGraphStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore),
     migrating_phases_route_and_new_only_is_final:

@@ -67,8 +67,9 @@ pub use graph::{
 pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats};
 pub use migrating::{
     BackfillReport, MigratingAgentStateStore, MigratingArtifactStore, MigratingEpisodicStore,
-    MigratingEventLogStore, MigratingHookHistoryStore, MigratingProceduralStore,
-    MigratingSessionStore, MigratingVectorStore, MigratingWorkflowStore, StoreMigration,
+    MigratingEventLogStore, MigratingGraphStore, MigratingHookHistoryStore,
+    MigratingProceduralStore, MigratingSessionStore, MigratingVectorStore, MigratingWorkflowStore,
+    StoreMigration,
 };
 pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
 pub use procedural::{

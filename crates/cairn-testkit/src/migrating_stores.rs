@@ -25,11 +25,15 @@ use cairn_stores::agent_state::AgentStateStore;
 use cairn_stores::artifacts::{ArtifactStore, PutOptions};
 use cairn_stores::episodic::{EpisodicStore, Role, Turn, TurnPage};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, EventRecord};
+use cairn_stores::graph::{
+    Bitemporal, Entity, EntityInput, GraphStore, Relationship, RelationshipInput,
+};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord};
 use cairn_stores::migrating::{
     MigratingAgentStateStore, MigratingArtifactStore, MigratingEpisodicStore,
-    MigratingEventLogStore, MigratingHookHistoryStore, MigratingProceduralStore,
-    MigratingSessionStore, MigratingVectorStore, MigratingWorkflowStore, StoreMigration,
+    MigratingEventLogStore, MigratingGraphStore, MigratingHookHistoryStore,
+    MigratingProceduralStore, MigratingSessionStore, MigratingVectorStore, MigratingWorkflowStore,
+    StoreMigration,
 };
 use cairn_stores::portable::fingerprint;
 use cairn_stores::procedural::{ProceduralStore, Procedure};
@@ -905,6 +909,141 @@ pub async fn artifacts_move_live(old: Arc<dyn ArtifactStore>, new: Arc<dyn Artif
         .map(|info| info.hash)
         .collect();
     assert_eq!(listed, model.keys().cloned().collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------------------
+// Semantic graph
+
+/// The entity input the graph writer upserts at step `i`.
+fn entity_input(id: &str, i: u64) -> EntityInput {
+    let mut input = EntityInput::new(id, "thing", format!("{id} at {i}"));
+    input.properties.insert(format!("p{}", i % 3), json!(i));
+    input
+}
+
+struct GraphWriter {
+    store: MigratingGraphStore,
+    /// Each entity's versions as the writer was told, oldest first.
+    entities: BTreeMap<String, Vec<Entity>>,
+    /// Each relationship's versions as the writer was told, oldest first.
+    relationships: BTreeMap<String, Vec<Relationship>>,
+}
+
+#[async_trait]
+impl LiveWriter for GraphWriter {
+    async fn step(&mut self, i: u64) {
+        let store = &self.store;
+        let until = OffsetDateTime::now_utc() + Duration::days(1 + i as i64);
+        match i % 6 {
+            4 => {
+                let id = format!("r{}", (i / 6) % 2);
+                let (from, to) = if id == "r0" {
+                    ("e0", "e1")
+                } else {
+                    ("e1", "seed")
+                };
+                let mut input = RelationshipInput::new(&id, from, "knows", to);
+                input.properties.insert("i".to_owned(), json!(i));
+                let version = store.upsert_relationship(input).await.unwrap();
+                let versions = self.relationships.entry(id.clone()).or_default();
+                versions.push(version.clone());
+                assert_eq!(version.version, versions.len() as u64, "{id}");
+                assert_eq!(store.get_relationship(&id).await.unwrap(), Some(version));
+            }
+            5 => {
+                let id = format!("r{}", (i / 6) % 2);
+                let Some(versions) = self.relationships.get_mut(&id) else {
+                    return;
+                };
+                let version = store.close_relationship(&id, until).await.unwrap();
+                versions.push(version.clone());
+                assert_eq!(version.time.valid_to, Some(until));
+                assert_eq!(
+                    store.relationship_history(&id).await.unwrap().len(),
+                    versions.len()
+                );
+            }
+            step => {
+                let id = format!("e{}", i % 4);
+                let version = if step == 3 && self.entities.contains_key(&id) {
+                    store.close_entity(&id, until).await.unwrap()
+                } else {
+                    store.upsert_entity(entity_input(&id, i)).await.unwrap()
+                };
+                let versions = self.entities.entry(id.clone()).or_default();
+                versions.push(version.clone());
+                assert_eq!(version.version, versions.len() as u64, "{id}");
+                assert_eq!(store.get_entity(&id).await.unwrap(), Some(version));
+            }
+        }
+    }
+}
+
+/// Checks that `history`, read from a store, holds exactly the versions a writer was `told`,
+/// each closed (`superseded_at`) when the next one was recorded.
+fn assert_history<T: PartialEq + std::fmt::Debug>(
+    id: &str,
+    history: &[T],
+    told: &[T],
+    time: impl Fn(&T) -> &Bitemporal,
+    with_time: impl Fn(&T, Bitemporal) -> T,
+) {
+    assert_eq!(history.len(), told.len(), "versions of {id}");
+    for (k, (read, version)) in history.iter().zip(told).enumerate() {
+        let mut expected = time(version).clone();
+        expected.superseded_at = told.get(k + 1).map(|next| time(next).recorded_at);
+        assert_eq!(
+            read,
+            &with_time(version, expected),
+            "{id} version {}",
+            k + 1
+        );
+    }
+}
+
+/// The semantic graph moves with entity and relationship upserts and closes (of ids only the
+/// old side held yet too) running throughout; the new side holds every version the writer
+/// was told, with the deciding side's transaction times.
+pub async fn graph_moves_live(old: Arc<dyn GraphStore>, new: Arc<dyn GraphStore>) {
+    let mut entities = BTreeMap::<String, Vec<Entity>>::new();
+    for (id, n) in [("e0", 0), ("e0", 1), ("e1", 2), ("seed", 3)] {
+        let version = old.upsert_entity(entity_input(id, n)).await.unwrap();
+        entities.entry(id.to_owned()).or_default().push(version);
+    }
+    let relationship = old
+        .upsert_relationship(RelationshipInput::new("r0", "e0", "knows", "e1"))
+        .await
+        .unwrap();
+    let relationships = BTreeMap::from([("r0".to_owned(), vec![relationship])]);
+    let store = MigratingGraphStore::new(old, new.clone());
+    let writer = GraphWriter {
+        store: store.clone(),
+        entities,
+        relationships,
+    };
+    let writer = run_live(store.migration(), writer).await;
+
+    assert_eq!(writer.entities["seed"].len(), 1);
+    for (id, told) in &writer.entities {
+        let history = new.entity_history(id).await.unwrap();
+        assert_history(
+            id,
+            &history,
+            told,
+            |e| &e.time,
+            |e, time| Entity { time, ..e.clone() },
+        );
+    }
+    for (id, told) in &writer.relationships {
+        let history = new.relationship_history(id).await.unwrap();
+        assert_history(
+            id,
+            &history,
+            told,
+            |r| &r.time,
+            |r, time| Relationship { time, ..r.clone() },
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

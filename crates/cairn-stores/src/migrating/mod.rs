@@ -7,7 +7,7 @@
 //! episodic store on sled to the native PostgreSQL one): [`MigratingSessionStore`],
 //! [`MigratingEpisodicStore`], [`MigratingAgentStateStore`], [`MigratingEventLogStore`],
 //! [`MigratingHookHistoryStore`], [`MigratingProceduralStore`], [`MigratingWorkflowStore`]
-//! [`MigratingVectorStore`] and [`MigratingArtifactStore`]. Each implements its component trait over an `old` and a `new`
+//! [`MigratingVectorStore`], [`MigratingArtifactStore`] and [`MigratingGraphStore`]. Each implements its component trait over an `old` and a `new`
 //! store and one [`StoreMigration`], which holds the phase, the write gate and the backfill.
 //!
 //! The phases are [`MigrationPhase`]'s, with the same switching rule
@@ -33,12 +33,12 @@
 //!   the whole record; a delete is repeated on the other side. Both sides thus hold the same
 //!   records, so their [`fingerprint`](crate::portable::fingerprint)s agree.
 //! - Every write holds the migration's gate shared and the lock of its record's identity
-//!   (session, agent, procedure, workflow id, vector collection, artifact hash; 64 stripes) for both sides, so two writers of
-//!   one record apply in the same order on both; writes that only create records (events,
-//!   hook executions, generated ids) take the gate alone. Writes that remove by time or import
-//!   arbitrary records (`drop_before`, `purge_expired`, `import`, and `put_stream`, whose
-//!   artifact is known only once stored) hold the gate exclusively.
-//!   The backfill holds it exclusively for each page (export one page of old, import it into
+//!   (session, agent, procedure, workflow id, vector collection, artifact hash, graph id;
+//!   64 stripes) for both sides, so two writers of one record apply in the same order on
+//!   both; writes that only create records (events, hook executions, generated ids) take the
+//!   gate alone. Writes that remove by time or import arbitrary records (`drop_before`,
+//!   `purge_expired`, `import`) hold the gate exclusively, and so does `put_stream`, whose
+//!   artifact is known only once stored. The backfill holds it exclusively for each page (export one page of old, import it into
 //!   new), so it never overwrites a newer mirrored write nor brings back a deleted record.
 //! - The gate and locks are per process: every writer of the component must go through
 //!   wrappers sharing one [`StoreMigration`] (clones of one wrapper).
@@ -50,6 +50,7 @@ mod agent_state;
 mod artifacts;
 mod episodic;
 mod event_log;
+mod graph;
 mod hooks;
 mod procedural;
 mod sessions;
@@ -72,6 +73,7 @@ pub use agent_state::MigratingAgentStateStore;
 pub use artifacts::MigratingArtifactStore;
 pub use episodic::MigratingEpisodicStore;
 pub use event_log::MigratingEventLogStore;
+pub use graph::MigratingGraphStore;
 pub use hooks::MigratingHookHistoryStore;
 pub use procedural::MigratingProceduralStore;
 pub use sessions::MigratingSessionStore;
