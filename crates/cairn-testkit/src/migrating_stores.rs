@@ -707,7 +707,7 @@ impl LiveWriter for VectorWriter {
                     vectors.insert(record.id, (record.vector, record.metadata));
                 }
             }
-            3 | 5 => {
+            0 | 4 => {
                 let deleted = store.delete(&collection, &id).await.unwrap();
                 assert_eq!(
                     deleted,
@@ -754,6 +754,7 @@ impl LiveWriter for VectorWriter {
 /// old side's creation time.
 pub async fn vectors_move_live(old: Arc<dyn VectorStore>, new: Arc<dyn VectorStore>) {
     let mut model = BTreeMap::<String, BTreeMap<String, StoredVector>>::new();
+    // The writer's first write deletes a vector of c0, which only the old side holds yet.
     let mut seeded = Vec::new();
     for (collection, count) in [("c0", 3), ("seed", 2)] {
         seeded.push(
@@ -823,7 +824,7 @@ fn artifact_content(n: u64) -> Bytes {
 impl LiveWriter for ArtifactWriter {
     async fn step(&mut self, i: u64) {
         let store = &self.store;
-        let released = artifact_content((i / 4) % 5);
+        let released = artifact_content((i / 4) % 6);
         let released = self
             .model
             .keys()
@@ -841,7 +842,7 @@ impl LiveWriter for ArtifactWriter {
                 (hash, remaining)
             }
             (step, _) => {
-                let content = artifact_content(i % 5);
+                let content = artifact_content(1 + i % 5);
                 let stored = if step == 2 {
                     let (head, tail) = content.split_at(5);
                     let pieces = vec![
@@ -878,8 +879,9 @@ impl LiveWriter for ArtifactWriter {
 /// throughout; the new side holds every artifact with the acknowledged reference count.
 pub async fn artifacts_move_live(old: Arc<dyn ArtifactStore>, new: Arc<dyn ArtifactStore>) {
     let mut model = BTreeMap::new();
-    for content in [artifact_content(0), Bytes::from_static(b"seeded")] {
-        for _ in 0..2 {
+    // The writer's first release removes content 0, which only the old side holds yet.
+    for (content, puts) in [(artifact_content(0), 1), (Bytes::from_static(b"seeded"), 2)] {
+        for _ in 0..puts {
             let stored = old
                 .put(content.clone(), PutOptions::default())
                 .await

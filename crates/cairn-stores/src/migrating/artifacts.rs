@@ -14,11 +14,12 @@ use crate::portable::encode_portable;
 
 migrating_store!(
     /// An [`ArtifactStore`] moving from an old to a new implementation while in use; see the
-    /// [module docs](super). A put is mirrored as the artifact the deciding side then holds,
-    /// read back with its content (its reference count and creation time included), so the
-    /// other side's count becomes the deciding side's; a release runs on both sides (an
-    /// artifact the other side does not hold yet, before the backfill, has nothing to release
-    /// there). `put` and `release` lock the artifact's hash; `put_stream`, whose hash is known
+    /// [module docs](super). A put, and a release leaving references, are mirrored as the
+    /// artifact the deciding side then holds, read back with its content (its reference
+    /// count and creation time included), so the other side's count becomes the deciding
+    /// side's exactly; a release that removes the artifact on the deciding side releases
+    /// every reference the other side holds (none when it does not hold it yet, before the
+    /// backfill). `put` and `release` lock the artifact's hash; `put_stream`, whose hash is known
     /// only once stored, holds the gate exclusively. `get`, `open`, `stat` and `exists` fall
     /// back to the old side; `list` does not.
     MigratingArtifactStore,
@@ -92,19 +93,29 @@ impl ArtifactStore for MigratingArtifactStore {
 
     async fn release(&self, hash: &str) -> Result<u64> {
         let hash = check_hash(hash)?;
-        // A side without the artifact answers `NotFound`: kept as the deciding side's answer,
-        // nothing to release on the other.
+        let hash = hash.as_str();
         self.migration
-            .write_both(Scope::Record(&hash), |side| {
-                let hash = &hash;
-                async move {
-                    match self.on(side).release(hash).await {
-                        Err(err) if err.kind() == ErrorKind::NotFound => Ok(Err(err)),
-                        other => other.map(Ok),
+            .write_then(
+                Scope::Record(hash),
+                |side| self.on(side).release(hash),
+                |deciding, other, remaining| async move {
+                    if remaining > 0 {
+                        let records = self.record_of(deciding, hash).await?;
+                        return self.on(other).import(&records).await;
                     }
-                }
-            })
-            .await?
+                    // Removed on the deciding side: give up every reference the other holds
+                    // (none when it does not hold the artifact yet, before the backfill).
+                    loop {
+                        match self.on(other).release(hash).await {
+                            Ok(0) => return Ok(()),
+                            Ok(_) => {}
+                            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(()),
+                            Err(err) => return Err(err),
+                        }
+                    }
+                },
+            )
+            .await
     }
 
     async fn list(&self, after: Option<&str>, limit: usize) -> Result<Page<ArtifactInfo>> {

@@ -304,6 +304,34 @@ impl StoreMigration {
         Ok(value)
     }
 
+    /// Runs a write on the deciding side, then (when the phase writes both) `mirror` with
+    /// the deciding side, the other side and the deciding side's result; returns that result.
+    /// For writes whose mirror depends on the outcome (an artifact release: its record while
+    /// references remain, a removal at zero).
+    pub(crate) async fn write_then<T, F, Fut, M, MFut>(
+        &self,
+        scope: Scope<'_>,
+        run: F,
+        mirror: M,
+    ) -> Result<T>
+    where
+        T: Clone,
+        F: FnOnce(Side) -> Fut,
+        Fut: Future<Output = Result<T>>,
+        M: FnOnce(Side, Side, T) -> MFut,
+        MFut: Future<Output = Result<()>>,
+    {
+        let _entered = self.enter(scope).await;
+        let (primary, secondary) = self.write_sides();
+        let value = run(primary).await?;
+        if let Some(secondary) = secondary {
+            mirror(primary, secondary, value.clone())
+                .await
+                .map_err(secondary_error)?;
+        }
+        Ok(value)
+    }
+
     /// The side reads come from (listings and queries never fall back).
     pub(crate) fn reader(&self) -> Side {
         match self.phase() {
