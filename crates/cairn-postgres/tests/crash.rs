@@ -19,19 +19,54 @@ struct Postgres {
     tenant: Option<TenantId>,
 }
 
+/// The `application_name` of the child writing into `tenant`'s connections.
+fn child_application(tenant: &TenantId) -> String {
+    format!("crash_{}", tenant.as_str().replace('-', "_"))
+}
+
 impl CrashTarget for Postgres {
     fn child(&mut self, _workload: Workload) -> Command {
         let tenant = common::random_tenant();
+        let url = common::database_url();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{url}{separator}application_name={}",
+            child_application(&tenant)
+        );
         let mut command = crash::reexec("crash_child");
         command
             .env(TENANT_VAR, tenant.as_str())
-            .env("DATABASE_URL", common::database_url());
+            .env("DATABASE_URL", url);
         self.tenant = Some(tenant);
         command
     }
 
+    /// Waits until the server has ended the killed child's sessions first: a COMMIT the
+    /// child sent just before the kill still completes, and the recovery checks must see the
+    /// data after it, not between two of their reads.
     async fn reopen(&mut self) -> Arc<dyn StorageBackend> {
         let tenant = self.tenant.as_ref().expect("a child ran first");
+        let admin = common::client(&common::database_url()).await;
+        let application = child_application(tenant);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let sessions: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&application],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if sessions == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the killed child's sessions did not end"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         common::backend().await.tenant(tenant)
     }
 }

@@ -1189,8 +1189,16 @@ pub async fn backfill_pages_hold_writes_back(
         .append("s", Turn::new(Role::User, "live"))
         .await
         .unwrap();
+    // Had the append not waited, it would be done while the slowed export still runs, before
+    // the page reached the new side.
+    let seeded_on_new = new
+        .read("s", TurnPage::first(10))
+        .await
+        .unwrap()
+        .iter()
+        .any(|turn| turn.content == "seeded");
     assert!(
-        backfill.is_finished(),
+        seeded_on_new,
         "the append ran while a backfill page was in flight"
     );
     assert_eq!(appended.seq, 2);
