@@ -65,6 +65,8 @@ memory_to_postgres!(
     migrating_graph_moves_live: graph_moves_live(GenericGraphStore, PostgresGraphStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore, PostgresSessionStore),
+    migrating_racing_artifact_references_agree:
+        racing_artifact_references_agree(GenericArtifactStore, PostgresArtifactStore),
     migrating_phases_route_and_new_only_is_final:
         phases_route_and_new_only_is_final(GenericEpisodicStore, PostgresEpisodicStore),
 );

@@ -48,6 +48,8 @@ memory_to_sled!(
     migrating_graph_moves_live: graph_moves_live(GenericGraphStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore),
+    migrating_racing_artifact_references_agree:
+        racing_artifact_references_agree(GenericArtifactStore),
     migrating_phases_route_and_new_only_is_final:
         phases_route_and_new_only_is_final(GenericEpisodicStore),
 );

@@ -1248,3 +1248,63 @@ pub async fn racing_writers_of_one_record_agree(
     let old_print = fingerprint(&*old, 10).await.unwrap();
     assert_eq!(fingerprint(&*new, 10).await.unwrap(), old_print);
 }
+
+/// Puts and releases racing on one artifact leave both sides with the same reference count:
+/// 8 tasks each put the content (whole or streamed) and release it again, 10 times, in
+/// `DualWrite` and then in `ReadNew`, over one reference held throughout; then the last
+/// reference is released and the artifact is gone from both sides.
+pub async fn racing_artifact_references_agree(
+    old: Arc<dyn ArtifactStore>,
+    new: Arc<dyn ArtifactStore>,
+) {
+    let store = MigratingArtifactStore::new(old.clone(), new.clone());
+    let content = Bytes::from_static(b"raced artifact");
+    let held = store
+        .put(content.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    for phase in [MigrationPhase::DualWrite, MigrationPhase::ReadNew] {
+        store.migration().set_phase(phase).unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|task| {
+                let (store, content) = (store.clone(), content.clone());
+                tokio::spawn(async move {
+                    for n in 0..10 {
+                        let stored = if (task + n) % 2 == 0 {
+                            let pieces = vec![Ok(content.clone())];
+                            store
+                                .put_stream(
+                                    futures::stream::iter(pieces).boxed(),
+                                    PutOptions::default(),
+                                )
+                                .await
+                                .unwrap()
+                        } else {
+                            store
+                                .put(content.clone(), PutOptions::default())
+                                .await
+                                .unwrap()
+                        };
+                        assert!(stored.refcount >= 2);
+                        assert!(store.release(&stored.hash).await.unwrap() >= 1);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let on_old = old.stat(&held.hash).await.unwrap().unwrap();
+        assert_eq!(on_old.refcount, 1, "{phase:?}");
+        assert_eq!(
+            new.stat(&held.hash).await.unwrap(),
+            Some(on_old),
+            "{phase:?}"
+        );
+    }
+    let old_print = fingerprint(&*old, 10).await.unwrap();
+    assert_eq!(fingerprint(&*new, 10).await.unwrap(), old_print);
+    assert_eq!(store.release(&held.hash).await.unwrap(), 0);
+    assert!(!old.exists(&held.hash).await.unwrap());
+    assert!(!new.exists(&held.hash).await.unwrap());
+}
