@@ -128,16 +128,20 @@ impl VectorStore for MigratingVectorStore {
     }
 
     async fn delete(&self, collection: &str, id: &str) -> Result<bool> {
-        // A side without the collection answers `NotFound`: kept as the deciding side's
-        // answer, nothing to remove on the other (the backfill has not brought it yet).
         self.migration
-            .write_both(Scope::Record(collection), |side| async move {
-                match self.on(side).delete(collection, id).await {
-                    Err(err) if err.kind() == ErrorKind::NotFound => Ok(Err(err)),
-                    other => other.map(Ok),
-                }
-            })
-            .await?
+            .write_then(
+                Scope::Record(collection),
+                |side| self.on(side).delete(collection, id),
+                |_, other, _| async move {
+                    // `NotFound`: the other side does not hold the collection yet (before the
+                    // backfill), so it holds no vector to remove either.
+                    match self.on(other).delete(collection, id).await {
+                        Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
+                        result => result.map(drop),
+                    }
+                },
+            )
+            .await
     }
 
     async fn count(&self, collection: &str) -> Result<u64> {
