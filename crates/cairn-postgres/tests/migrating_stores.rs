@@ -9,12 +9,14 @@ use std::sync::Arc;
 use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_postgres::{
-    PostgresAgentStateStore, PostgresBackend, PostgresEpisodicStore, PostgresEventLogStore,
-    PostgresHookHistoryStore, PostgresProceduralStore, PostgresSessionStore, PostgresWorkflowStore,
+    PostgresAgentStateStore, PostgresArtifactStore, PostgresBackend, PostgresEpisodicStore,
+    PostgresEventLogStore, PostgresGraphStore, PostgresHookHistoryStore, PostgresProceduralStore,
+    PostgresSessionStore, PostgresVectorStore, PostgresWorkflowStore,
 };
 use cairn_stores::{
-    GenericAgentStateStore, GenericEpisodicStore, GenericEventLogStore, GenericHookHistoryStore,
-    GenericProceduralStore, GenericSessionStore, GenericWorkflowStore,
+    GenericAgentStateStore, GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore,
+    GenericGraphStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
+    GenericVectorStore, GenericWorkflowStore,
 };
 use cairn_testkit::migrating_stores;
 
@@ -57,8 +59,14 @@ memory_to_postgres!(
         procedural_moves_live(GenericProceduralStore, PostgresProceduralStore),
     migrating_workflows_move_live:
         workflows_move_live(GenericWorkflowStore, PostgresWorkflowStore),
+    migrating_vectors_move_live: vectors_move_live(GenericVectorStore, PostgresVectorStore),
+    migrating_artifacts_move_live:
+        artifacts_move_live(GenericArtifactStore, PostgresArtifactStore),
+    migrating_graph_moves_live: graph_moves_live(GenericGraphStore, PostgresGraphStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore, PostgresSessionStore),
+    migrating_racing_artifact_references_agree:
+        racing_artifact_references_agree(GenericArtifactStore, PostgresArtifactStore),
     migrating_phases_route_and_new_only_is_final:
         phases_route_and_new_only_is_final(GenericEpisodicStore, PostgresEpisodicStore),
 );

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use cairn_core::StorageBackend;
 use cairn_memory::MemoryBackend;
 use cairn_stores::{
-    GenericAgentStateStore, GenericEpisodicStore, GenericEventLogStore, GenericHookHistoryStore,
-    GenericProceduralStore, GenericSessionStore, GenericWorkflowStore,
+    GenericAgentStateStore, GenericArtifactStore, GenericEpisodicStore, GenericEventLogStore,
+    GenericGraphStore, GenericHookHistoryStore, GenericProceduralStore, GenericSessionStore,
+    GenericVectorStore, GenericWorkflowStore,
 };
 use cairn_testkit::migrating_stores;
 
@@ -42,8 +43,13 @@ memory_to_sled!(
     migrating_hooks_move_live: hooks_move_live(GenericHookHistoryStore),
     migrating_procedural_moves_live: procedural_moves_live(GenericProceduralStore),
     migrating_workflows_move_live: workflows_move_live(GenericWorkflowStore),
+    migrating_vectors_move_live: vectors_move_live(GenericVectorStore),
+    migrating_artifacts_move_live: artifacts_move_live(GenericArtifactStore),
+    migrating_graph_moves_live: graph_moves_live(GenericGraphStore),
     migrating_racing_writers_of_one_record_agree:
         racing_writers_of_one_record_agree(GenericSessionStore),
+    migrating_racing_artifact_references_agree:
+        racing_artifact_references_agree(GenericArtifactStore),
     migrating_phases_route_and_new_only_is_final:
         phases_route_and_new_only_is_final(GenericEpisodicStore),
 );

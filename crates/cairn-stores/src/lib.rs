@@ -66,9 +66,10 @@ pub use graph::{
 };
 pub use hooks::{GenericHookHistoryStore, HookHistoryStore, HookRecord, HookStats};
 pub use migrating::{
-    BackfillReport, MigratingAgentStateStore, MigratingEpisodicStore, MigratingEventLogStore,
-    MigratingHookHistoryStore, MigratingProceduralStore, MigratingSessionStore,
-    MigratingWorkflowStore, StoreMigration,
+    BackfillReport, MigratingAgentStateStore, MigratingArtifactStore, MigratingEpisodicStore,
+    MigratingEventLogStore, MigratingGraphStore, MigratingHookHistoryStore,
+    MigratingProceduralStore, MigratingSessionStore, MigratingVectorStore, MigratingWorkflowStore,
+    StoreMigration,
 };
 pub use paging::{MAX_PAGE_LIMIT, Page, PageRequest};
 pub use procedural::{

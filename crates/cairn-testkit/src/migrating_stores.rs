@@ -19,21 +19,28 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use cairn_core::migrating::MigrationPhase;
-use cairn_core::{ErrorKind, StorageBackend};
+use cairn_core::{Bytes, ErrorKind, StorageBackend};
 use cairn_stores::GenericEpisodicStore;
 use cairn_stores::agent_state::AgentStateStore;
+use cairn_stores::artifacts::{ArtifactStore, PutOptions};
 use cairn_stores::episodic::{EpisodicStore, Role, Turn, TurnPage};
 use cairn_stores::event_log::{Event, EventLogStore, EventQuery, EventRecord};
+use cairn_stores::graph::{
+    Bitemporal, Entity, EntityInput, GraphStore, Relationship, RelationshipInput,
+};
 use cairn_stores::hooks::{HookExecution, HookHistoryStore, HookQuery, HookRecord};
 use cairn_stores::migrating::{
-    MigratingAgentStateStore, MigratingEpisodicStore, MigratingEventLogStore,
-    MigratingHookHistoryStore, MigratingProceduralStore, MigratingSessionStore,
-    MigratingWorkflowStore, StoreMigration,
+    MigratingAgentStateStore, MigratingArtifactStore, MigratingEpisodicStore,
+    MigratingEventLogStore, MigratingGraphStore, MigratingHookHistoryStore,
+    MigratingProceduralStore, MigratingSessionStore, MigratingVectorStore, MigratingWorkflowStore,
+    StoreMigration,
 };
 use cairn_stores::portable::fingerprint;
 use cairn_stores::procedural::{ProceduralStore, Procedure};
 use cairn_stores::sessions::{Session, SessionStore};
+use cairn_stores::vectors::{Metadata as VectorMetadata, Metric, VectorRecord, VectorStore};
 use cairn_stores::workflow::{Transition, Workflow, WorkflowStore};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -653,6 +660,395 @@ pub async fn workflows_move_live(old: Arc<dyn WorkflowStore>, new: Arc<dyn Workf
 }
 
 // ---------------------------------------------------------------------------------------
+// Vectors
+
+/// A vector's components and metadata.
+type StoredVector = (Vec<f32>, VectorMetadata);
+
+struct VectorWriter {
+    store: MigratingVectorStore,
+    /// Each collection's vectors by id.
+    model: BTreeMap<String, BTreeMap<String, StoredVector>>,
+}
+
+/// The vector record `id` written at step `i`.
+fn vector_record(id: &str, i: u64) -> VectorRecord {
+    let metadata = json!({ "i": i });
+    VectorRecord {
+        id: id.to_owned(),
+        vector: vec![i as f32, 1.0],
+        metadata: metadata.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl LiveWriter for VectorWriter {
+    async fn step(&mut self, i: u64) {
+        let collection = format!("c{}", i % 3);
+        let store = &self.store;
+        let Some(vectors) = self.model.get_mut(&collection) else {
+            let info = store
+                .create_collection(&collection, 2, Metric::L2)
+                .await
+                .unwrap();
+            assert_eq!(info.dimension, 2);
+            self.model.insert(collection, BTreeMap::new());
+            return;
+        };
+        let id = format!("v{}", (i / 3) % 4);
+        match (i / 3) % 7 {
+            2 => {
+                let records = vec![vector_record(&id, i), vector_record("batch", i + 1000)];
+                store
+                    .upsert_batch(&collection, records.clone())
+                    .await
+                    .unwrap();
+                for record in records {
+                    vectors.insert(record.id, (record.vector, record.metadata));
+                }
+            }
+            0 | 4 => {
+                let deleted = store.delete(&collection, &id).await.unwrap();
+                assert_eq!(
+                    deleted,
+                    vectors.remove(&id).is_some(),
+                    "delete {collection}/{id}"
+                );
+            }
+            6 => {
+                assert!(store.delete_collection(&collection).await.unwrap());
+                self.model.remove(&collection);
+                assert_eq!(store.collection(&collection).await.unwrap(), None);
+                return;
+            }
+            _ => {
+                let record = vector_record(&id, i);
+                store
+                    .upsert(
+                        &collection,
+                        &id,
+                        record.vector.clone(),
+                        record.metadata.clone(),
+                    )
+                    .await
+                    .unwrap();
+                vectors.insert(id.clone(), (record.vector, record.metadata));
+            }
+        }
+        let read = store.get(&collection, &id).await.unwrap();
+        assert_eq!(
+            read.map(|r| (r.vector, r.metadata)).as_ref(),
+            vectors.get(&id),
+            "{collection}/{id}"
+        );
+        assert_eq!(
+            store.count(&collection).await.unwrap(),
+            vectors.len() as u64
+        );
+    }
+}
+
+/// Vectors move with collection creations and deletions, upserts, batch upserts and vector
+/// deletes (also in collections only the old side held yet) running throughout; the new side
+/// holds every vector as acknowledged, and the collection the writer leaves alone with the
+/// old side's creation time.
+pub async fn vectors_move_live(old: Arc<dyn VectorStore>, new: Arc<dyn VectorStore>) {
+    let mut model = BTreeMap::<String, BTreeMap<String, StoredVector>>::new();
+    // The writer's first write deletes a vector of c0, which only the old side holds yet.
+    let mut seeded = Vec::new();
+    for (collection, count) in [("c0", 3), ("seed", 2)] {
+        seeded.push(
+            old.create_collection(collection, 2, Metric::L2)
+                .await
+                .unwrap(),
+        );
+        let vectors = model.entry(collection.to_owned()).or_default();
+        for n in 0..count {
+            let record = vector_record(&format!("v{n}"), 100 + n);
+            old.upsert(
+                collection,
+                &record.id,
+                record.vector.clone(),
+                record.metadata.clone(),
+            )
+            .await
+            .unwrap();
+            vectors.insert(record.id, (record.vector, record.metadata));
+        }
+    }
+    let store = MigratingVectorStore::new(old, new.clone());
+    let writer = VectorWriter {
+        store: store.clone(),
+        model,
+    };
+    let model = run_live(store.migration(), writer).await.model;
+
+    assert_eq!(model["seed"].len(), 2);
+    for n in 0..3 {
+        let collection = format!("c{n}");
+        let info = new.collection(&collection).await.unwrap();
+        assert_eq!(
+            info.is_some(),
+            model.contains_key(&collection),
+            "{collection}"
+        );
+    }
+    assert_eq!(
+        new.collection("seed").await.unwrap().as_ref(),
+        seeded.last()
+    );
+    for (collection, vectors) in &model {
+        assert_eq!(new.count(collection).await.unwrap(), vectors.len() as u64);
+        for (id, stored) in vectors {
+            let read = new.get(collection, id).await.unwrap().unwrap();
+            assert_eq!(&(read.vector, read.metadata), stored, "{collection}/{id}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Artifacts
+
+struct ArtifactWriter {
+    store: MigratingArtifactStore,
+    /// Each stored artifact's content and reference count, by hash.
+    model: BTreeMap<String, (Bytes, u64)>,
+}
+
+/// The content number `n` the artifact writer puts and releases.
+fn artifact_content(n: u64) -> Bytes {
+    Bytes::from(format!("artifact content {n}").into_bytes())
+}
+
+#[async_trait]
+impl LiveWriter for ArtifactWriter {
+    async fn step(&mut self, i: u64) {
+        let store = &self.store;
+        let released = artifact_content((i / 4) % 6);
+        let released = self
+            .model
+            .keys()
+            .find(|hash| self.model[*hash].0 == released)
+            .cloned();
+        let (hash, expected) = match (i % 4, released) {
+            (3, Some(hash)) => {
+                let remaining = store.release(&hash).await.unwrap();
+                let refcount = &mut self.model.get_mut(&hash).unwrap().1;
+                *refcount -= 1;
+                assert_eq!(remaining, *refcount, "release of {hash}");
+                if remaining == 0 {
+                    self.model.remove(&hash);
+                }
+                (hash, remaining)
+            }
+            (step, _) => {
+                let content = artifact_content(1 + i % 5);
+                let stored = if step == 2 {
+                    let (head, tail) = content.split_at(5);
+                    let pieces = vec![
+                        Ok(Bytes::copy_from_slice(head)),
+                        Ok(Bytes::copy_from_slice(tail)),
+                    ];
+                    store
+                        .put_stream(futures::stream::iter(pieces).boxed(), PutOptions::default())
+                        .await
+                        .unwrap()
+                } else {
+                    store
+                        .put(content.clone(), PutOptions::default())
+                        .await
+                        .unwrap()
+                };
+                let entry = self
+                    .model
+                    .entry(stored.hash.clone())
+                    .or_insert((content, 0));
+                entry.1 += 1;
+                assert_eq!(stored.refcount, entry.1, "put of {}", stored.hash);
+                (stored.hash, entry.1)
+            }
+        };
+        let stat = store.stat(&hash).await.unwrap();
+        assert_eq!(stat.map_or(0, |info| info.refcount), expected, "{hash}");
+        assert_eq!(store.exists(&hash).await.unwrap(), expected > 0);
+    }
+}
+
+/// Artifacts move with puts (whole and streamed) of new and deduplicated content and
+/// releases (down to removal, also of artifacts only the old side held yet) running
+/// throughout; the new side holds every artifact with the acknowledged reference count.
+pub async fn artifacts_move_live(old: Arc<dyn ArtifactStore>, new: Arc<dyn ArtifactStore>) {
+    let mut model = BTreeMap::new();
+    // The writer's first release removes content 0, which only the old side holds yet.
+    for (content, puts) in [(artifact_content(0), 1), (Bytes::from_static(b"seeded"), 2)] {
+        for _ in 0..puts {
+            let stored = old
+                .put(content.clone(), PutOptions::default())
+                .await
+                .unwrap();
+            model.insert(stored.hash, (content.clone(), stored.refcount));
+        }
+    }
+    let store = MigratingArtifactStore::new(old, new.clone());
+    let writer = ArtifactWriter {
+        store: store.clone(),
+        model,
+    };
+    let model = run_live(store.migration(), writer).await.model;
+
+    assert!(model.values().any(|(content, _)| &content[..] == b"seeded"));
+    for (hash, (content, refcount)) in &model {
+        let artifact = new.get(hash).await.unwrap().unwrap();
+        assert_eq!(&artifact.content, content, "{hash}");
+        assert_eq!(artifact.info.refcount, *refcount, "{hash}");
+    }
+    let listed: Vec<String> = new
+        .list(None, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|info| info.hash)
+        .collect();
+    assert_eq!(listed, model.keys().cloned().collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------------------
+// Semantic graph
+
+/// The entity input the graph writer upserts at step `i`.
+fn entity_input(id: &str, i: u64) -> EntityInput {
+    let mut input = EntityInput::new(id, "thing", format!("{id} at {i}"));
+    input.properties.insert(format!("p{}", i % 3), json!(i));
+    input
+}
+
+struct GraphWriter {
+    store: MigratingGraphStore,
+    /// Each entity's versions as the writer was told, oldest first.
+    entities: BTreeMap<String, Vec<Entity>>,
+    /// Each relationship's versions as the writer was told, oldest first.
+    relationships: BTreeMap<String, Vec<Relationship>>,
+}
+
+#[async_trait]
+impl LiveWriter for GraphWriter {
+    async fn step(&mut self, i: u64) {
+        let store = &self.store;
+        let until = OffsetDateTime::now_utc() + Duration::days(1 + i as i64);
+        match i % 6 {
+            4 => {
+                let id = format!("r{}", (i / 6) % 2);
+                let (from, to) = if id == "r0" {
+                    ("e0", "e1")
+                } else {
+                    ("e1", "seed")
+                };
+                let mut input = RelationshipInput::new(&id, from, "knows", to);
+                input.properties.insert("i".to_owned(), json!(i));
+                let version = store.upsert_relationship(input).await.unwrap();
+                let versions = self.relationships.entry(id.clone()).or_default();
+                versions.push(version.clone());
+                assert_eq!(version.version, versions.len() as u64, "{id}");
+                assert_eq!(store.get_relationship(&id).await.unwrap(), Some(version));
+            }
+            5 => {
+                let id = format!("r{}", (i / 6) % 2);
+                let Some(versions) = self.relationships.get_mut(&id) else {
+                    return;
+                };
+                let version = store.close_relationship(&id, until).await.unwrap();
+                versions.push(version.clone());
+                assert_eq!(version.time.valid_to, Some(until));
+                assert_eq!(
+                    store.relationship_history(&id).await.unwrap().len(),
+                    versions.len()
+                );
+            }
+            step => {
+                let id = format!("e{}", i % 4);
+                let version = if step == 3 && self.entities.contains_key(&id) {
+                    store.close_entity(&id, until).await.unwrap()
+                } else {
+                    store.upsert_entity(entity_input(&id, i)).await.unwrap()
+                };
+                let versions = self.entities.entry(id.clone()).or_default();
+                versions.push(version.clone());
+                assert_eq!(version.version, versions.len() as u64, "{id}");
+                assert_eq!(store.get_entity(&id).await.unwrap(), Some(version));
+            }
+        }
+    }
+}
+
+/// Checks that `history`, read from a store, holds exactly the versions a writer was `told`,
+/// each closed (`superseded_at`) when the next one was recorded.
+fn assert_history<T: PartialEq + std::fmt::Debug>(
+    id: &str,
+    history: &[T],
+    told: &[T],
+    time: impl Fn(&T) -> &Bitemporal,
+    with_time: impl Fn(&T, Bitemporal) -> T,
+) {
+    assert_eq!(history.len(), told.len(), "versions of {id}");
+    for (k, (read, version)) in history.iter().zip(told).enumerate() {
+        let mut expected = time(version).clone();
+        expected.superseded_at = told.get(k + 1).map(|next| time(next).recorded_at);
+        assert_eq!(
+            read,
+            &with_time(version, expected),
+            "{id} version {}",
+            k + 1
+        );
+    }
+}
+
+/// The semantic graph moves with entity and relationship upserts and closes (of ids only the
+/// old side held yet too) running throughout; the new side holds every version the writer
+/// was told, with the deciding side's transaction times.
+pub async fn graph_moves_live(old: Arc<dyn GraphStore>, new: Arc<dyn GraphStore>) {
+    let mut entities = BTreeMap::<String, Vec<Entity>>::new();
+    for (id, n) in [("e0", 0), ("e0", 1), ("e1", 2), ("seed", 3)] {
+        let version = old.upsert_entity(entity_input(id, n)).await.unwrap();
+        entities.entry(id.to_owned()).or_default().push(version);
+    }
+    let relationship = old
+        .upsert_relationship(RelationshipInput::new("r0", "e0", "knows", "e1"))
+        .await
+        .unwrap();
+    let relationships = BTreeMap::from([("r0".to_owned(), vec![relationship])]);
+    let store = MigratingGraphStore::new(old, new.clone());
+    let writer = GraphWriter {
+        store: store.clone(),
+        entities,
+        relationships,
+    };
+    let writer = run_live(store.migration(), writer).await;
+
+    assert_eq!(writer.entities["seed"].len(), 1);
+    for (id, told) in &writer.entities {
+        let history = new.entity_history(id).await.unwrap();
+        assert_history(
+            id,
+            &history,
+            told,
+            |e| &e.time,
+            |e, time| Entity { time, ..e.clone() },
+        );
+    }
+    for (id, told) in &writer.relationships {
+        let history = new.relationship_history(id).await.unwrap();
+        assert_history(
+            id,
+            &history,
+            told,
+            |r| &r.time,
+            |r, time| Relationship { time, ..r.clone() },
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Phases and failures
 
 /// Each phase reads and writes the sides the module docs name; leaving `NewOnly` is refused,
@@ -851,4 +1247,64 @@ pub async fn racing_writers_of_one_record_agree(
     }
     let old_print = fingerprint(&*old, 10).await.unwrap();
     assert_eq!(fingerprint(&*new, 10).await.unwrap(), old_print);
+}
+
+/// Puts and releases racing on one artifact leave both sides with the same reference count:
+/// 8 tasks each put the content (whole or streamed) and release it again, 10 times, in
+/// `DualWrite` and then in `ReadNew`, over one reference held throughout; then the last
+/// reference is released and the artifact is gone from both sides.
+pub async fn racing_artifact_references_agree(
+    old: Arc<dyn ArtifactStore>,
+    new: Arc<dyn ArtifactStore>,
+) {
+    let store = MigratingArtifactStore::new(old.clone(), new.clone());
+    let content = Bytes::from_static(b"raced artifact");
+    let held = store
+        .put(content.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    for phase in [MigrationPhase::DualWrite, MigrationPhase::ReadNew] {
+        store.migration().set_phase(phase).unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|task| {
+                let (store, content) = (store.clone(), content.clone());
+                tokio::spawn(async move {
+                    for n in 0..10 {
+                        let stored = if (task + n) % 2 == 0 {
+                            let pieces = vec![Ok(content.clone())];
+                            store
+                                .put_stream(
+                                    futures::stream::iter(pieces).boxed(),
+                                    PutOptions::default(),
+                                )
+                                .await
+                                .unwrap()
+                        } else {
+                            store
+                                .put(content.clone(), PutOptions::default())
+                                .await
+                                .unwrap()
+                        };
+                        assert!(stored.refcount >= 2);
+                        assert!(store.release(&stored.hash).await.unwrap() >= 1);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let on_old = old.stat(&held.hash).await.unwrap().unwrap();
+        assert_eq!(on_old.refcount, 1, "{phase:?}");
+        assert_eq!(
+            new.stat(&held.hash).await.unwrap(),
+            Some(on_old),
+            "{phase:?}"
+        );
+    }
+    let old_print = fingerprint(&*old, 10).await.unwrap();
+    assert_eq!(fingerprint(&*new, 10).await.unwrap(), old_print);
+    assert_eq!(store.release(&held.hash).await.unwrap(), 0);
+    assert!(!old.exists(&held.hash).await.unwrap());
+    assert!(!new.exists(&held.hash).await.unwrap());
 }

@@ -6,8 +6,8 @@
 //! between any two implementations of its trait, which need not share a layout (the generic
 //! episodic store on sled to the native PostgreSQL one): [`MigratingSessionStore`],
 //! [`MigratingEpisodicStore`], [`MigratingAgentStateStore`], [`MigratingEventLogStore`],
-//! [`MigratingHookHistoryStore`], [`MigratingProceduralStore`] and
-//! [`MigratingWorkflowStore`]. Each implements its component trait over an `old` and a `new`
+//! [`MigratingHookHistoryStore`], [`MigratingProceduralStore`], [`MigratingWorkflowStore`]
+//! [`MigratingVectorStore`], [`MigratingArtifactStore`] and [`MigratingGraphStore`]. Each implements its component trait over an `old` and a `new`
 //! store and one [`StoreMigration`], which holds the phase, the write gate and the backfill.
 //!
 //! The phases are [`MigrationPhase`]'s, with the same switching rule
@@ -33,11 +33,12 @@
 //!   the whole record; a delete is repeated on the other side. Both sides thus hold the same
 //!   records, so their [`fingerprint`](crate::portable::fingerprint)s agree.
 //! - Every write holds the migration's gate shared and the lock of its record's identity
-//!   (session, agent, procedure, workflow id; 64 stripes) for both sides, so two writers of
-//!   one record apply in the same order on both; writes that only create records (events,
-//!   hook executions, generated ids) take the gate alone. Writes that remove by time or import
-//!   arbitrary records (`drop_before`, `purge_expired`, `import`) hold the gate exclusively.
-//!   The backfill holds it exclusively for each page (export one page of old, import it into
+//!   (session, agent, procedure, workflow id, vector collection, artifact hash, graph id;
+//!   64 stripes) for both sides, so two writers of one record apply in the same order on
+//!   both; writes that only create records (events, hook executions, generated ids) take the
+//!   gate alone. Writes that remove by time or import arbitrary records (`drop_before`,
+//!   `purge_expired`, `import`) hold the gate exclusively, and so does `put_stream`, whose
+//!   artifact is known only once stored. The backfill holds it exclusively for each page (export one page of old, import it into
 //!   new), so it never overwrites a newer mirrored write nor brings back a deleted record.
 //! - The gate and locks are per process: every writer of the component must go through
 //!   wrappers sharing one [`StoreMigration`] (clones of one wrapper).
@@ -46,11 +47,14 @@
 //!   `ReadNewFallback`) or repeating the call brings the sides together again.
 
 mod agent_state;
+mod artifacts;
 mod episodic;
 mod event_log;
+mod graph;
 mod hooks;
 mod procedural;
 mod sessions;
+mod vectors;
 mod workflow;
 
 use std::fmt;
@@ -66,11 +70,14 @@ use tokio::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::portable::{PortableStore, check_export_limit, encode_portable};
 
 pub use agent_state::MigratingAgentStateStore;
+pub use artifacts::MigratingArtifactStore;
 pub use episodic::MigratingEpisodicStore;
 pub use event_log::MigratingEventLogStore;
+pub use graph::MigratingGraphStore;
 pub use hooks::MigratingHookHistoryStore;
 pub use procedural::MigratingProceduralStore;
 pub use sessions::MigratingSessionStore;
+pub use vectors::MigratingVectorStore;
 pub use workflow::MigratingWorkflowStore;
 
 /// Number of record lock stripes of one migration.
@@ -293,6 +300,34 @@ impl StoreMigration {
         let value = run(primary).await?;
         if let Some(secondary) = secondary {
             run(secondary).await.map_err(secondary_error)?;
+        }
+        Ok(value)
+    }
+
+    /// Runs a write on the deciding side, then (when the phase writes both) `mirror` with
+    /// the deciding side, the other side and the deciding side's result; returns that result.
+    /// For writes whose mirror depends on the outcome (an artifact release: its record while
+    /// references remain, a removal at zero).
+    pub(crate) async fn write_then<T, F, Fut, M, MFut>(
+        &self,
+        scope: Scope<'_>,
+        run: F,
+        mirror: M,
+    ) -> Result<T>
+    where
+        T: Clone,
+        F: FnOnce(Side) -> Fut,
+        Fut: Future<Output = Result<T>>,
+        M: FnOnce(Side, Side, T) -> MFut,
+        MFut: Future<Output = Result<()>>,
+    {
+        let _entered = self.enter(scope).await;
+        let (primary, secondary) = self.write_sides();
+        let value = run(primary).await?;
+        if let Some(secondary) = secondary {
+            mirror(primary, secondary, value.clone())
+                .await
+                .map_err(secondary_error)?;
         }
         Ok(value)
     }
