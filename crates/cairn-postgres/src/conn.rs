@@ -106,6 +106,23 @@ impl Conn {
         Ok(value)
     }
 
+    /// Runs prepared `statements`, each with its parameters, in order in one transaction
+    /// scoped to `tenant` (pipelined: one round trip), as [`Conn::run`] does.
+    pub(crate) async fn run_all(
+        &self,
+        tenant: &TenantId,
+        operation: &'static str,
+        statements: &[(&Statement, Vec<&(dyn ToSql + Sync)>)],
+    ) -> Result<()> {
+        let client = self.client();
+        let body = futures::future::try_join_all(
+            statements
+                .iter()
+                .map(|(statement, params)| client.execute(*statement, params)),
+        );
+        self.run(tenant, operation, body).await.map(drop)
+    }
+
     /// Like [`Conn::run`], but commits only when `commit_if` approves `body`'s result;
     /// otherwise rolls back. Returns the result and whether it was committed.
     ///

@@ -991,18 +991,8 @@ impl PortableStore for PostgresVectorStore {
                 ],
             ));
         }
-        let client = conn.client();
-        conn.run(
-            self.backend.tenant_id(),
-            OP,
-            futures::future::try_join_all(
-                statements
-                    .iter()
-                    .map(|(stmt, params)| client.execute(*stmt, params)),
-            ),
-        )
-        .await?;
-        Ok(())
+        conn.run_all(self.backend.tenant_id(), OP, &statements)
+            .await
     }
 }
 

@@ -182,17 +182,7 @@ impl PortableStore for PostgresArtifactStore {
                 ],
             ));
         }
-        let client = conn.client();
-        conn.run(
-            self.backend.tenant_id(),
-            OP,
-            futures::future::try_join_all(
-                statements
-                    .iter()
-                    .map(|(stmt, params)| client.execute(*stmt, params)),
-            ),
-        )
-        .await?;
-        Ok(())
+        conn.run_all(self.backend.tenant_id(), OP, &statements)
+            .await
     }
 }
