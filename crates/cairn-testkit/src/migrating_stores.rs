@@ -1117,6 +1117,15 @@ pub async fn phases_route_and_new_only_is_final(
     assert_eq!(new.count("old-only").await.unwrap(), 0);
 }
 
+/// The generic episodic store over `backend` behind a fault injector, and the injector.
+fn episodic_behind_faults(
+    backend: Arc<dyn StorageBackend>,
+) -> (FaultyBackend, Arc<dyn EpisodicStore>) {
+    let faulty = FaultyBackend::new(backend);
+    let store = Arc::new(GenericEpisodicStore::new(Arc::new(faulty.clone())));
+    (faulty, store)
+}
+
 /// A write the deciding side applied but the other side refused returns the other side's
 /// error with the context `migration_side = secondary`; a failing deciding side returns its
 /// error unmarked and nothing is mirrored. `old_backend` must be a fresh tenant handle: the
@@ -1125,8 +1134,7 @@ pub async fn secondary_failures_carry_their_side(
     old_backend: Arc<dyn StorageBackend>,
     new: Arc<dyn EpisodicStore>,
 ) {
-    let faulty = FaultyBackend::new(old_backend);
-    let old: Arc<dyn EpisodicStore> = Arc::new(GenericEpisodicStore::new(Arc::new(faulty.clone())));
+    let (faulty, old) = episodic_behind_faults(old_backend);
     let store = MigratingEpisodicStore::new(old.clone(), new.clone());
     for op in [Op::WriteBatch, Op::CompareAndSwap, Op::Set, Op::SetBatch] {
         faulty.fail_fatally(op);
@@ -1169,8 +1177,7 @@ pub async fn backfill_pages_hold_writes_back(
     old_backend: Arc<dyn StorageBackend>,
     new: Arc<dyn EpisodicStore>,
 ) {
-    let faulty = FaultyBackend::new(old_backend);
-    let old: Arc<dyn EpisodicStore> = Arc::new(GenericEpisodicStore::new(Arc::new(faulty.clone())));
+    let (faulty, old) = episodic_behind_faults(old_backend);
     old.append("s", Turn::new(Role::User, "seeded"))
         .await
         .unwrap();
